@@ -1,0 +1,37 @@
+# chokepoint: two commands on a fresh machine.
+#   make run   translate the embedded example for its sidecar and egress gateway
+#   make test  run every test
+
+GO ?= go
+BIN := bin/chokepoint
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+EXAMPLE := examples/httpbin-passthrough
+SIDECAR := sidecar~10.244.2.7~sleep-6d8f.mesh-test~mesh-test.svc.cluster.local
+GATEWAY := router~10.244.1.20~istio-egressgateway-7c9d.istio-system~istio-system.svc.cluster.local
+
+.PHONY: build run test bench fuzz golden vet
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/chokepoint
+
+run: build
+	@echo "== sidecar $(SIDECAR)"
+	$(BIN) translate -f $(EXAMPLE) --node '$(SIDECAR)' --labels app=sleep -o yaml
+	@echo "== egress gateway $(GATEWAY)"
+	$(BIN) translate -f $(EXAMPLE) --node '$(GATEWAY)' --labels app=istio-egressgateway,istio=egressgateway -o yaml
+
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./translate
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzTranslate -fuzztime 60s ./translate
+
+# Regenerate golden files; review the diff like code before committing.
+golden:
+	$(GO) test ./translate -run TestGolden -update

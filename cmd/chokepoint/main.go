@@ -1,0 +1,57 @@
+// Command chokepoint is an xDS control plane that serves Istio egress
+// configuration to stock Envoy proxies.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitError carries an exit code: 1 invalid input, 2 usage.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func usageError(format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+}
+
+func main() {
+	root := &cobra.Command{
+		Use:           "chokepoint",
+		Short:         "An xDS control plane that translates Istio egress configuration for stock Envoy",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError("%v", err) })
+	root.AddCommand(newTranslateCmd(), newVersionCmd())
+	if err := root.Execute(); err != nil {
+		var ee *exitError
+		code := 2 // cobra's own errors are usage errors
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(code)
+	}
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "chokepoint", version)
+		},
+	}
+}

@@ -1,0 +1,555 @@
+package watch
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	meshconfig "istio.io/api/mesh/v1alpha1"
+	networking "istio.io/client-go/pkg/apis/networking/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/chokepoint-xds/chokepoint/inputs"
+)
+
+// DefaultNamespace is where objects without a namespace land, as with kubectl.
+const DefaultNamespace = "default"
+
+// istioVersions are the networking.istio.io versions accepted; all three
+// share one schema.
+var istioVersions = map[string]bool{"v1": true, "v1beta1": true, "v1alpha3": true}
+
+// Decoder accumulates decoded documents into an Inputs value.
+type Decoder struct {
+	In *inputs.Inputs
+	// meshFromConfigMap is the raw `mesh` key of the istio ConfigMap, applied
+	// when Finish runs unless a mesh file overrides it.
+	meshJSON   []byte
+	meshSource inputs.Source
+	// Ignored counts documents of kinds chokepoint does not read, by kind.
+	Ignored map[string]int
+}
+
+// NewDecoder returns a Decoder filling a fresh Inputs.
+func NewDecoder() *Decoder {
+	return &Decoder{In: &inputs.Inputs{}, Ignored: map[string]int{}}
+}
+
+func (d *Decoder) problem(src inputs.Source, object, field, format string, args ...any) {
+	d.In.Problems = append(d.In.Problems, inputs.Problem{
+		Severity: inputs.SeverityError, Source: src, Object: object, Field: field,
+		Message: fmt.Sprintf(format, args...),
+	})
+}
+
+// SplitDocuments splits a YAML stream on `---` separator lines. It returns
+// each document with its 1-based position; empty documents keep their number
+// so positions match what an editor shows.
+func SplitDocuments(data []byte) [][]byte {
+	var docs [][]byte
+	var cur bytes.Buffer
+	for _, line := range bytes.SplitAfter(data, []byte("\n")) {
+		trimmed := bytes.TrimRight(line, " \t\r\n")
+		if bytes.Equal(trimmed, []byte("---")) || bytes.HasPrefix(trimmed, []byte("--- ")) || bytes.HasPrefix(trimmed, []byte("---#")) {
+			docs = append(docs, append([]byte(nil), cur.Bytes()...))
+			cur.Reset()
+			continue
+		}
+		cur.Write(line)
+	}
+	docs = append(docs, append([]byte(nil), cur.Bytes()...))
+	// A stream that starts with `---` has an empty first document: drop it so
+	// document numbers count real documents, as kubectl does.
+	if len(docs) > 1 && len(bytes.TrimSpace(docs[0])) == 0 {
+		docs = docs[1:]
+	}
+	return docs
+}
+
+func blank(doc []byte) bool {
+	for _, line := range bytes.Split(doc, []byte("\n")) {
+		l := bytes.TrimSpace(line)
+		if len(l) > 0 && l[0] != '#' {
+			return false
+		}
+	}
+	return true
+}
+
+// DecodeStream decodes every document of a YAML or JSON stream read from file.
+func (d *Decoder) DecodeStream(data []byte, file string) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') {
+		// JSON: one document (possibly a List).
+		d.DecodeDocument(trimmed, inputs.Source{File: file, Doc: 1})
+		return
+	}
+	for i, doc := range SplitDocuments(data) {
+		if blank(doc) {
+			continue
+		}
+		d.DecodeDocument(doc, inputs.Source{File: file, Doc: i + 1})
+	}
+}
+
+type envelope struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   json.RawMessage   `json:"metadata"`
+	Spec       json.RawMessage   `json:"spec"`
+	Items      []json.RawMessage `json:"items"`
+}
+
+// DecodeDocument decodes one YAML or JSON document.
+func (d *Decoder) DecodeDocument(doc []byte, src inputs.Source) {
+	js, err := yaml.YAMLToJSON(doc)
+	if err != nil {
+		d.problem(src, "", "", "invalid YAML: %s", cleanYAMLError(err))
+		return
+	}
+	if bytes.Equal(bytes.TrimSpace(js), []byte("null")) {
+		return
+	}
+	var env envelope
+	if err := json.Unmarshal(js, &env); err != nil {
+		d.problem(src, "", "", "not a Kubernetes object: %v", err)
+		return
+	}
+	if env.Kind == "" || env.APIVersion == "" {
+		missing := "kind"
+		if env.APIVersion == "" {
+			missing = "apiVersion"
+		}
+		d.problem(src, "", missing, "required field is missing")
+		return
+	}
+	group, version := splitAPIVersion(env.APIVersion)
+	if env.Kind == "List" && group == "" {
+		for _, item := range env.Items {
+			d.DecodeDocument(item, src)
+		}
+		return
+	}
+	var meta metav1.ObjectMeta
+	if len(env.Metadata) > 0 {
+		if err := json.Unmarshal(env.Metadata, &meta); err != nil {
+			d.problem(src, env.Kind, "metadata", "%v", err)
+			return
+		}
+	}
+	if meta.Name == "" {
+		d.problem(src, env.Kind, "metadata.name", "required field is missing")
+		return
+	}
+	if meta.Namespace == "" && env.Kind != "Namespace" {
+		meta.Namespace = DefaultNamespace
+	}
+	object := env.Kind + " " + meta.Namespace + "/" + meta.Name
+	if env.Kind == "Namespace" {
+		object = "Namespace " + meta.Name
+	}
+
+	if group == "networking.istio.io" {
+		if !istioVersions[version] {
+			if isIstioKind(env.Kind) {
+				d.problem(src, object, "apiVersion", "unsupported version %q (want v1, v1beta1 or v1alpha3)", env.APIVersion)
+			} else {
+				d.Ignored[env.APIVersion+"/"+env.Kind]++
+			}
+			return
+		}
+		d.decodeIstio(env, meta, js, src, object)
+		return
+	}
+	switch {
+	case group == "" && version == "v1":
+		d.decodeCore(env.Kind, js, meta, src, object)
+	case group == "discovery.k8s.io" && version == "v1" && env.Kind == "EndpointSlice":
+		var o discoveryv1.EndpointSlice
+		if d.strict(js, &o, src, object) {
+			o.ObjectMeta = meta
+			d.In.EndpointSlices = append(d.In.EndpointSlices, inputs.NewEndpointSlice(&o, src))
+		}
+	default:
+		d.Ignored[env.APIVersion+"/"+env.Kind]++
+	}
+}
+
+func isIstioKind(kind string) bool {
+	switch kind {
+	case "ServiceEntry", "Gateway", "VirtualService", "DestinationRule", "Sidecar":
+		return true
+	}
+	return false
+}
+
+func splitAPIVersion(v string) (group, version string) {
+	if i := strings.LastIndex(v, "/"); i >= 0 {
+		return v[:i], v[i+1:]
+	}
+	return "", v
+}
+
+func (d *Decoder) strict(js []byte, into any, src inputs.Source, object string) bool {
+	if err := yaml.UnmarshalStrict(js, into); err != nil {
+		d.problem(src, object, "", "%s", cleanJSONError(err))
+		return false
+	}
+	return true
+}
+
+func (d *Decoder) decodeCore(kind string, js []byte, meta metav1.ObjectMeta, src inputs.Source, object string) {
+	switch kind {
+	case "Service":
+		var o corev1.Service
+		if d.strict(js, &o, src, object) {
+			o.ObjectMeta = meta
+			d.In.Services = append(d.In.Services, inputs.NewService(&o, src))
+		}
+	case "Endpoints":
+		var o corev1.Endpoints
+		if d.strict(js, &o, src, object) {
+			o.ObjectMeta = meta
+			d.In.Endpoints = append(d.In.Endpoints, inputs.NewEndpoints(&o, src))
+		}
+	case "Namespace":
+		var o corev1.Namespace
+		if d.strict(js, &o, src, object) {
+			o.ObjectMeta = meta
+			d.In.Namespaces = append(d.In.Namespaces, inputs.NewNamespace(&o, src))
+		}
+	case "ConfigMap":
+		var o corev1.ConfigMap
+		if !d.strict(js, &o, src, object) {
+			return
+		}
+		if meta.Name != "istio" || meta.Namespace != "istio-system" {
+			d.Ignored["v1/ConfigMap"]++
+			return
+		}
+		mesh, ok := o.Data["mesh"]
+		if !ok {
+			return
+		}
+		mjs, err := yaml.YAMLToJSON([]byte(mesh))
+		if err != nil {
+			d.problem(src, object, "data.mesh", "invalid YAML: %s", cleanYAMLError(err))
+			return
+		}
+		d.meshJSON, d.meshSource = mjs, src
+	default:
+		d.Ignored["v1/"+kind]++
+	}
+}
+
+func (d *Decoder) decodeIstio(env envelope, meta metav1.ObjectMeta, js []byte, src inputs.Source, object string) {
+	// The envelope is strict too: a typo at the top level ("sepc") must not
+	// silently produce an empty object.
+	var top map[string]json.RawMessage
+	_ = json.Unmarshal(js, &top)
+	for k := range top {
+		switch k {
+		case "apiVersion", "kind", "metadata", "spec", "status":
+		default:
+			d.problem(src, object, k, "unknown field")
+			return
+		}
+	}
+	spec := env.Spec
+	if len(spec) == 0 || string(spec) == "null" {
+		spec = []byte("{}")
+	}
+	typeMeta := metav1.TypeMeta{APIVersion: env.APIVersion, Kind: env.Kind}
+	var msg proto.Message
+	var add func()
+	switch env.Kind {
+	case "ServiceEntry":
+		o := &networking.ServiceEntry{TypeMeta: typeMeta, ObjectMeta: meta}
+		msg, add = &o.Spec, func() { d.In.ServiceEntries = append(d.In.ServiceEntries, inputs.NewServiceEntry(o, src)) }
+	case "Gateway":
+		o := &networking.Gateway{TypeMeta: typeMeta, ObjectMeta: meta}
+		msg, add = &o.Spec, func() { d.In.Gateways = append(d.In.Gateways, inputs.NewGateway(o, src)) }
+	case "VirtualService":
+		o := &networking.VirtualService{TypeMeta: typeMeta, ObjectMeta: meta}
+		msg, add = &o.Spec, func() { d.In.VirtualServices = append(d.In.VirtualServices, inputs.NewVirtualService(o, src)) }
+	case "DestinationRule":
+		o := &networking.DestinationRule{TypeMeta: typeMeta, ObjectMeta: meta}
+		msg, add = &o.Spec, func() { d.In.DestinationRules = append(d.In.DestinationRules, inputs.NewDestinationRule(o, src)) }
+	case "Sidecar":
+		o := &networking.Sidecar{TypeMeta: typeMeta, ObjectMeta: meta}
+		msg, add = &o.Spec, func() { d.In.Sidecars = append(d.In.Sidecars, inputs.NewSidecar(o, src)) }
+	default:
+		d.Ignored[env.APIVersion+"/"+env.Kind]++
+		return
+	}
+	if field, err := checkJSON(spec, msg.ProtoReflect().Descriptor(), "spec"); err != "" {
+		d.problem(src, object, field, "%s", err)
+		return
+	}
+	if err := (protojson.UnmarshalOptions{}).Unmarshal(spec, msg); err != nil {
+		d.problem(src, object, "spec", "%s", cleanProtoError(err))
+		return
+	}
+	add()
+}
+
+// checkJSON walks a JSON value against a protobuf message descriptor and
+// reports the first unknown field or enum value with its full path, which
+// protojson's own errors do not give.
+func checkJSON(js []byte, md protoreflect.MessageDescriptor, path string) (string, string) {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return path, err.Error()
+	}
+	return checkMessage(v, md, path)
+}
+
+func checkMessage(v any, md protoreflect.MessageDescriptor, path string) (string, string) {
+	switch md.FullName() {
+	case "google.protobuf.Duration", "google.protobuf.Struct", "google.protobuf.Value",
+		"google.protobuf.Any", "google.protobuf.Timestamp", "google.protobuf.ListValue":
+		return "", ""
+	}
+	if strings.HasPrefix(string(md.FullName()), "google.protobuf.") && strings.HasSuffix(string(md.Name()), "Value") {
+		return "", "" // wrappers take a bare scalar
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		if v == nil {
+			return "", ""
+		}
+		return path, fmt.Sprintf("expected an object, got %s", jsonKind(v))
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fields := md.Fields()
+	for _, k := range keys {
+		fd := fields.ByJSONName(k)
+		if fd == nil {
+			fd = fields.ByName(protoreflect.Name(k))
+		}
+		p := path + "." + k
+		if fd == nil {
+			return p, "unknown field"
+		}
+		if f, e := checkField(obj[k], fd, p); e != "" {
+			return f, e
+		}
+	}
+	return "", ""
+}
+
+func checkField(v any, fd protoreflect.FieldDescriptor, path string) (string, string) {
+	if v == nil {
+		return "", ""
+	}
+	switch {
+	case fd.IsMap():
+		m, ok := v.(map[string]any)
+		if !ok {
+			return path, fmt.Sprintf("expected an object, got %s", jsonKind(v))
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if f, e := checkSingle(m[k], fd.MapValue(), path+"["+k+"]"); e != "" {
+				return f, e
+			}
+		}
+		return "", ""
+	case fd.IsList():
+		l, ok := v.([]any)
+		if !ok {
+			return path, fmt.Sprintf("expected a list, got %s", jsonKind(v))
+		}
+		for i, item := range l {
+			if f, e := checkSingle(item, fd, fmt.Sprintf("%s[%d]", path, i)); e != "" {
+				return f, e
+			}
+		}
+		return "", ""
+	}
+	return checkSingle(v, fd, path)
+}
+
+func checkSingle(v any, fd protoreflect.FieldDescriptor, path string) (string, string) {
+	switch fd.Kind() {
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return checkMessage(v, fd.Message(), path)
+	case protoreflect.EnumKind:
+		ed := fd.Enum()
+		switch x := v.(type) {
+		case string:
+			if ed.Values().ByName(protoreflect.Name(x)) == nil {
+				return path, fmt.Sprintf("unknown value %q (want one of %s)", x, enumNames(ed))
+			}
+		case json.Number:
+			n, err := x.Int64()
+			if err != nil || ed.Values().ByNumber(protoreflect.EnumNumber(n)) == nil {
+				return path, fmt.Sprintf("unknown value %s (want one of %s)", x, enumNames(ed))
+			}
+		default:
+			return path, fmt.Sprintf("expected a string, got %s", jsonKind(v))
+		}
+	case protoreflect.StringKind, protoreflect.BytesKind:
+		if _, ok := v.(string); !ok {
+			return path, fmt.Sprintf("expected a string, got %s", jsonKind(v))
+		}
+	case protoreflect.BoolKind:
+		if _, ok := v.(bool); !ok {
+			return path, fmt.Sprintf("expected true or false, got %s", jsonKind(v))
+		}
+	default: // numbers
+		switch x := v.(type) {
+		case json.Number:
+			if strings.HasPrefix(x.String(), "-") && isUnsigned(fd.Kind()) {
+				return path, fmt.Sprintf("expected a non-negative number, got %s", x)
+			}
+		case string:
+			// protojson accepts quoted numbers for 64-bit fields.
+		default:
+			return path, fmt.Sprintf("expected a number, got %s", jsonKind(v))
+		}
+	}
+	return "", ""
+}
+
+func isUnsigned(k protoreflect.Kind) bool {
+	switch k {
+	case protoreflect.Uint32Kind, protoreflect.Uint64Kind, protoreflect.Fixed32Kind, protoreflect.Fixed64Kind:
+		return true
+	}
+	return false
+}
+
+func enumNames(ed protoreflect.EnumDescriptor) string {
+	vals := ed.Values()
+	names := make([]string, 0, vals.Len())
+	for i := 0; i < vals.Len(); i++ {
+		names = append(names, string(vals.Get(i).Name()))
+	}
+	return strings.Join(names, ", ")
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "a list"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	}
+	return "null"
+}
+
+func cleanYAMLError(err error) string {
+	s := err.Error()
+	s = strings.TrimPrefix(s, "error converting YAML to JSON: ")
+	return strings.TrimPrefix(s, "yaml: ")
+}
+
+func cleanJSONError(err error) string {
+	s := err.Error()
+	s = strings.TrimPrefix(s, "error unmarshaling JSON: ")
+	s = strings.TrimPrefix(s, "while decoding JSON: ")
+	return strings.TrimPrefix(s, "json: ")
+}
+
+func cleanProtoError(err error) string {
+	s := strings.TrimPrefix(err.Error(), "proto: ")
+	if strings.HasPrefix(s, "(line ") {
+		if i := strings.Index(s, "): "); i > 0 {
+			s = s[i+3:]
+		}
+	}
+	return s
+}
+
+// ParseMesh applies a mesh config YAML over Istio's defaults, field by field
+// at the top level, as istiod does: a field the YAML names replaces the
+// default whole (so `outboundTrafficPolicy: {}` means REGISTRY_ONLY, the
+// enum's zero value, exactly as in Istio).
+func ParseMesh(js []byte) (*meshconfig.MeshConfig, string, error) {
+	mesh := inputs.DefaultMesh()
+	if len(bytes.TrimSpace(js)) == 0 || string(bytes.TrimSpace(js)) == "null" {
+		return mesh, "", nil
+	}
+	user := &meshconfig.MeshConfig{}
+	if field, msg := checkJSON(js, user.ProtoReflect().Descriptor(), "mesh"); msg != "" {
+		return nil, field, fmt.Errorf("%s", msg)
+	}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(js, user); err != nil {
+		return nil, "mesh", fmt.Errorf("%s", cleanProtoError(err))
+	}
+	var top map[string]json.RawMessage
+	_ = json.Unmarshal(js, &top)
+	um, dm := user.ProtoReflect(), mesh.ProtoReflect()
+	fields := um.Descriptor().Fields()
+	for k := range top {
+		fd := fields.ByJSONName(k)
+		if fd == nil {
+			fd = fields.ByName(protoreflect.Name(k))
+		}
+		if fd == nil {
+			continue
+		}
+		if um.Has(fd) {
+			dm.Set(fd, um.Get(fd))
+		} else {
+			dm.Clear(fd)
+			if fd.Message() != nil && !fd.IsList() && !fd.IsMap() {
+				// Present but empty: an empty message, not an absent one.
+				dm.Set(fd, protoreflect.ValueOfMessage(dm.NewField(fd).Message()))
+			}
+		}
+	}
+	return mesh, "", nil
+}
+
+// Finish resolves the mesh config (meshFile wins over the istio ConfigMap,
+// as with istioctl's --meshConfigFile) and returns the inputs.
+func (d *Decoder) Finish(meshFile []byte, meshFileName string) *inputs.Inputs {
+	js, src := d.meshJSON, d.meshSource
+	if meshFile != nil {
+		var err error
+		js, err = yaml.YAMLToJSON(meshFile)
+		src = inputs.Source{File: meshFileName}
+		if err != nil {
+			d.problem(src, "", "", "invalid YAML: %s", cleanYAMLError(err))
+			js = nil
+		}
+	}
+	mesh, field, err := ParseMesh(js)
+	if err != nil {
+		object := ""
+		if meshFile == nil {
+			object = "ConfigMap istio-system/istio"
+			field = "data." + field
+		}
+		d.problem(src, object, field, "%v", err)
+		mesh = inputs.DefaultMesh()
+	}
+	d.In.Mesh, d.In.MeshSource = mesh, src
+	return d.In
+}
