@@ -190,7 +190,7 @@ func (s *chainSet) add(c *chain) (collided []string) {
 func (t *translation) routeFilters(routes []*networking.RouteDestination, port uint32, vs *vsEntry) []*listener.Filter {
 	if len(routes) == 1 {
 		name, host := t.destinationCluster(routes[0].Destination, vs.obj.Namespace, port)
-		return []*listener.Filter{tcpProxyFilter(name, name, t.accessLog, t.idleTimeout(host))}
+		return []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(host))}
 	}
 	var ws []weightedCluster
 	host := ""
@@ -206,12 +206,12 @@ func (t *translation) routeFilters(routes []*networking.RouteDestination, port u
 	}
 	if len(ws) == 0 {
 		name, h := t.destinationCluster(routes[0].Destination, vs.obj.Namespace, port)
-		return []*listener.Filter{tcpProxyFilter(name, name, t.accessLog, t.idleTimeout(h))}
+		return []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(h))}
 	}
 	if len(ws) == 1 {
-		return []*listener.Filter{tcpProxyFilter(ws[0].name, ws[0].name, t.accessLog, t.idleTimeout(host))}
+		return []*listener.Filter{tcpProxyFilter(ws[0].name, ws[0].name, t.log(), t.idleTimeout(host))}
 	}
-	return []*listener.Filter{tcpProxyWeighted(vs.obj.Name+"."+vs.obj.Namespace, ws, t.accessLog, t.idleTimeout(host))}
+	return []*listener.Filter{tcpProxyWeighted(vs.obj.Name+"."+vs.obj.Namespace, ws, t.log(), t.idleTimeout(host))}
 }
 
 func (t *translation) idleTimeout(host string) *durationpb.Duration {

@@ -113,10 +113,10 @@ func noRouteAccessLog(path string) *accesslog.AccessLog {
 }
 
 // tcpProxyFilter sends the connection to one cluster.
-func tcpProxyFilter(statPrefix, cluster string, logPath string, idle *durationpb.Duration) *listener.Filter {
+func tcpProxyFilter(statPrefix, cluster string, log *accesslog.AccessLog, idle *durationpb.Duration) *listener.Filter {
 	tp := &tcp.TcpProxy{StatPrefix: statPrefix, ClusterSpecifier: &tcp.TcpProxy_Cluster{Cluster: cluster}, IdleTimeout: idle}
-	if logPath != "" {
-		tp.AccessLog = []*accesslog.AccessLog{fileAccessLog(logPath, nil)}
+	if log != nil {
+		tp.AccessLog = []*accesslog.AccessLog{log}
 	}
 	return &listener.Filter{Name: wellknown.TCPProxy, ConfigType: &listener.Filter_TypedConfig{TypedConfig: mustAny(tp)}}
 }
@@ -127,21 +127,21 @@ type weightedCluster struct {
 }
 
 // tcpProxyWeighted splits connections over several clusters.
-func tcpProxyWeighted(statPrefix string, clusters []weightedCluster, logPath string, idle *durationpb.Duration) *listener.Filter {
+func tcpProxyWeighted(statPrefix string, clusters []weightedCluster, log *accesslog.AccessLog, idle *durationpb.Duration) *listener.Filter {
 	wc := &tcp.TcpProxy_WeightedCluster{}
 	for _, c := range clusters {
 		wc.Clusters = append(wc.Clusters, &tcp.TcpProxy_WeightedCluster_ClusterWeight{Name: c.name, Weight: c.weight})
 	}
 	tp := &tcp.TcpProxy{StatPrefix: statPrefix, ClusterSpecifier: &tcp.TcpProxy_WeightedClusters{WeightedClusters: wc}, IdleTimeout: idle}
-	if logPath != "" {
-		tp.AccessLog = []*accesslog.AccessLog{fileAccessLog(logPath, nil)}
+	if log != nil {
+		tp.AccessLog = []*accesslog.AccessLog{log}
 	}
 	return &listener.Filter{Name: wellknown.TCPProxy, ConfigType: &listener.Filter_TypedConfig{TypedConfig: mustAny(tp)}}
 }
 
 // hcmFilter is an HTTP connection manager reading its routes by RDS over
 // ADS, with the router filter.
-func hcmFilter(statPrefix, rdsName, logPath string, gateway bool) *listener.Filter {
+func hcmFilter(statPrefix, rdsName string, log *accesslog.AccessLog, gateway bool) *listener.Filter {
 	m := &hcm.HttpConnectionManager{
 		StatPrefix: statPrefix,
 		CodecType:  hcm.HttpConnectionManager_AUTO,
@@ -165,8 +165,8 @@ func hcmFilter(statPrefix, rdsName, logPath string, gateway bool) *listener.Filt
 	if gateway {
 		m.ForwardClientCertDetails = hcm.HttpConnectionManager_SANITIZE_SET
 	}
-	if logPath != "" {
-		m.AccessLog = []*accesslog.AccessLog{fileAccessLog(logPath, nil)}
+	if log != nil {
+		m.AccessLog = []*accesslog.AccessLog{log}
 	}
 	return &listener.Filter{Name: wellknown.HTTPConnectionManager, ConfigType: &listener.Filter_TypedConfig{TypedConfig: mustAny(m)}}
 }

@@ -88,6 +88,13 @@ func gatewayRouteName(s *networking.Server, port uint32, gw *gwEntry) string {
 	return ""
 }
 
+// isTLSServer is istiod's gateway.IsTLSServer: a server with TLS settings
+// whose protocol is not plain HTTP (an HTTP server's tls block only holds
+// httpsRedirect).
+func isTLSServer(s *networking.Server) bool {
+	return s.Tls != nil && !parseProtocol(s.Port.Protocol).isHTTP()
+}
+
 // buildGateway renders the listeners and routes of a gateway proxy.
 func (t *translation) buildGateway() {
 	gws := t.x.gatewaysFor(t.proxy)
@@ -105,7 +112,13 @@ func (t *translation) buildGateway() {
 				ports[g.port] = gp
 				order = append(order, g.port)
 			}
-			plain := s.Tls == nil
+			// A plain-text server is one that istiod's gateway.IsTLSServer
+			// rejects: no tls block, or an HTTP protocol whose tls block only
+			// carries httpsRedirect (pkg/config/gateway/gateway.go). Such an
+			// HTTP server is still served in clear text (the redirect is
+			// require_tls on its virtual hosts); its tls block must not be
+			// read as a PASSTHROUGH mode, the zero value of tls.mode.
+			plain := !isTLSServer(s)
 			if s.Tls != nil {
 				var dups []string
 				for _, h := range s.Hosts {
@@ -123,7 +136,7 @@ func (t *translation) buildGateway() {
 			}
 			if len(gp.servers) > 0 {
 				first := gp.servers[0]
-				firstPlain := first.s.Tls == nil
+				firstPlain := !isTLSServer(first.s)
 				switch {
 				case plain && firstPlain && gp.plainHTTP && p.isHTTP():
 				case !plain && !firstPlain:
@@ -135,7 +148,7 @@ func (t *translation) buildGateway() {
 			} else {
 				gp.plainHTTP = plain && p.isHTTP()
 			}
-			if s.Tls != nil {
+			if !plain {
 				switch s.Tls.Mode {
 				case networking.ServerTLSSettings_AUTO_PASSTHROUGH:
 					t.gwWarn(g, ".tls.mode", "AUTO_PASSTHROUGH routes on istiod's outbound_.PORT_._.HOST SNI names between meshes and is not supported: server skipped")
@@ -179,7 +192,7 @@ func (t *translation) buildGateway() {
 func (t *translation) gatewayListener(gp *gwPort) *listener.Listener {
 	var chains []*chain
 	if gp.plainHTTP {
-		chains = append(chains, &chain{filters: []*listener.Filter{hcmFilter("outbound_"+listenerName(unspecifiedIP, gp.port), gp.servers[0].routes, t.accessLog, true)}})
+		chains = append(chains, &chain{filters: []*listener.Filter{hcmFilter("outbound_"+listenerName(unspecifiedIP, gp.port), gp.servers[0].routes, t.log(), true)}})
 	} else {
 		sniTaken := map[string]string{}
 		for _, g := range gp.servers {
@@ -245,12 +258,45 @@ func serverHostsFor(hosts []string, gwNamespace, ns string) []string {
 	return out
 }
 
-// intersectHosts is the set of names both lists admit, each the more
-// specific of a matching pair.
-func intersectHosts(server, vs []string) []string {
+// hostSet is a server's hosts as seen from one namespace, indexed for
+// intersection with VirtualService hosts.
+type hostSet struct {
+	exact map[string]bool
+	wild  []string
+	list  []string
+}
+
+func newHostSet(hosts []string) *hostSet {
+	hs := &hostSet{exact: map[string]bool{}, list: hosts}
+	for _, h := range hosts {
+		if isWildcard(h) {
+			hs.wild = append(hs.wild, h)
+		} else {
+			hs.exact[h] = true
+		}
+	}
+	return hs
+}
+
+// intersect is the set of names both the server and the VirtualService
+// admit, each the more specific of a matching pair.
+func (hs *hostSet) intersect(vs []string) []string {
 	var out []string
-	for _, s := range server {
-		for _, v := range vs {
+	for _, v := range vs {
+		if !isWildcard(v) {
+			if hs.exact[v] {
+				out = append(out, v)
+				continue
+			}
+			for _, w := range hs.wild {
+				if hostMatches(w, v) {
+					out = append(out, v)
+					break
+				}
+			}
+			continue
+		}
+		for _, s := range hs.list {
 			if !hostMatches(s, v) {
 				continue
 			}
@@ -264,6 +310,25 @@ func intersectHosts(server, vs []string) []string {
 	return dedupe(out)
 }
 
+type serverNS struct {
+	g  *gwServer
+	ns string
+}
+
+// serverHosts returns g's hosts that apply to VirtualServices in ns.
+func (t *translation) serverHosts(g *gwServer, ns string) *hostSet {
+	k := serverNS{g, ns}
+	if hs, ok := t.hostSets[k]; ok {
+		return hs
+	}
+	if t.hostSets == nil {
+		t.hostSets = map[serverNS]*hostSet{}
+	}
+	hs := newHostSet(serverHostsFor(g.s.Hosts, g.gw.obj.Namespace, ns))
+	t.hostSets[k] = hs
+	return hs
+}
+
 func (t *translation) gatewayServerChains(g *gwServer, sniTaken map[string]string) []*chain {
 	s := g.s
 	key := g.gw.key
@@ -274,7 +339,7 @@ func (t *translation) gatewayServerChains(g *gwServer, sniTaken map[string]strin
 	case s.Tls == nil:
 		// Plain TCP server: the first matching tcp route.
 		for _, vs := range t.vsForGateway(key) {
-			if len(intersectHosts(serverHostsFor(s.Hosts, g.gw.obj.Namespace, vs.obj.Namespace), vs.hosts)) == 0 {
+			if len(t.serverHosts(g, vs.obj.Namespace).intersect(vs.hosts)) == 0 {
 				continue
 			}
 			for _, r := range vs.spec.Tcp {
@@ -286,7 +351,7 @@ func (t *translation) gatewayServerChains(g *gwServer, sniTaken map[string]strin
 		t.gwWarn(g, "", "no VirtualService tcp route for %s server on port %d", s.Port.Protocol, s.Port.Number)
 	case s.Tls.Mode == networking.ServerTLSSettings_PASSTHROUGH:
 		for _, vs := range t.vsForGateway(key) {
-			if len(intersectHosts(serverHostsFor(s.Hosts, g.gw.obj.Namespace, vs.obj.Namespace), vs.hosts)) == 0 {
+			if len(t.serverHosts(g, vs.obj.Namespace).intersect(vs.hosts)) == 0 {
 				continue
 			}
 			for i, r := range vs.spec.Tls {
@@ -321,13 +386,13 @@ func (t *translation) gatewayServerChains(g *gwServer, sniTaken map[string]strin
 		out = append(out, &chain{
 			sniHosts: sniHosts(s.Hosts),
 			tls:      t.downstreamTLS(g, true),
-			filters:  []*listener.Filter{hcmFilter("outbound_"+listenerName(unspecifiedIP, g.port), g.routes, t.accessLog, true)},
+			filters:  []*listener.Filter{hcmFilter("outbound_"+listenerName(unspecifiedIP, g.port), g.routes, t.log(), true)},
 			origin:   g.gw.obj.KindName(),
 		})
 	default:
 		// TLS terminated here, then a tcp route.
 		for _, vs := range t.vsForGateway(key) {
-			if len(intersectHosts(serverHostsFor(s.Hosts, g.gw.obj.Namespace, vs.obj.Namespace), vs.hosts)) == 0 {
+			if len(t.serverHosts(g, vs.obj.Namespace).intersect(vs.hosts)) == 0 {
 				continue
 			}
 			for _, r := range vs.spec.Tcp {
@@ -440,7 +505,7 @@ func (t *translation) gatewayRouteConfig(name string, servers []*gwServer) *rout
 		bound := map[string]bool{g.gw.key: true}
 		redirect := g.s.Tls != nil && g.s.Tls.HttpsRedirect
 		for _, vs := range t.vsForGateway(g.gw.key) {
-			hosts := intersectHosts(serverHostsFor(g.s.Hosts, g.gw.obj.Namespace, vs.obj.Namespace), vs.hosts)
+			hosts := t.serverHosts(g, vs.obj.Namespace).intersect(vs.hosts)
 			if len(hosts) == 0 || len(vs.spec.Http) == 0 {
 				continue
 			}

@@ -26,6 +26,10 @@ type scope struct {
 	svcByHost map[string]*service
 	// meshVS are the VirtualServices bound to the mesh gateway (sidecars).
 	meshVS []*vsEntry
+	// vsExact and vsWild index meshVS by exact host and list those with
+	// wildcard hosts.
+	vsExact map[string][]int
+	vsWild  []int
 
 	sidecar      *inputs.Sidecar
 	registryOnly bool
@@ -150,18 +154,63 @@ func (x *Index) sidecarFor(p *Proxy) *inputs.Sidecar {
 	return rootDefault
 }
 
-// vsForHost lists the mesh VirtualServices with a host matching hostname.
+// vsForHost lists the mesh VirtualServices with a host matching hostname,
+// in the order of meshVS. Exact hosts are looked up in a map so a fleet of
+// one VirtualService per host stays linear.
 func (sc *scope) vsForHost(hostname string) []*vsEntry {
-	var out []*vsEntry
-	for _, vs := range sc.meshVS {
-		for _, h := range vs.hosts {
-			if hostMatches(h, hostname) {
-				out = append(out, vs)
-				break
+	if sc.vsExact == nil {
+		sc.indexMeshVS()
+	}
+	var idx []int
+	if isWildcard(hostname) {
+		for i, vs := range sc.meshVS {
+			for _, h := range vs.hosts {
+				if hostMatches(h, hostname) {
+					idx = append(idx, i)
+					break
+				}
 			}
 		}
+	} else {
+		idx = append(idx, sc.vsExact[hostname]...)
+		for _, i := range sc.vsWild {
+			for _, h := range sc.meshVS[i].hosts {
+				if isWildcard(h) && hostMatches(h, hostname) {
+					idx = append(idx, i)
+					break
+				}
+			}
+		}
+		sort.Ints(idx)
+	}
+	out := make([]*vsEntry, 0, len(idx))
+	last := -1
+	for _, i := range idx {
+		if i != last {
+			out = append(out, sc.meshVS[i])
+		}
+		last = i
 	}
 	return out
+}
+
+func (sc *scope) indexMeshVS() {
+	sc.vsExact = map[string][]int{}
+	for i, vs := range sc.meshVS {
+		wild := false
+		for _, h := range vs.hosts {
+			if isWildcard(h) {
+				wild = true
+				continue
+			}
+			if l := sc.vsExact[h]; len(l) == 0 || l[len(l)-1] != i {
+				sc.vsExact[h] = append(l, i)
+			}
+		}
+		if wild {
+			sc.vsWild = append(sc.vsWild, i)
+		}
+	}
 }
 
 // destinationRule returns the DestinationRule in effect for hostname, as

@@ -71,11 +71,11 @@ func (t *translation) virtualOutbound(fallback string) *listener.Listener {
 				Name: voBlackholeChain,
 				// Connections addressed to 15001 itself would loop.
 				FilterChainMatch: &listener.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port)},
-				Filters:          []*listener.Filter{tcpProxyFilter(BlackHoleCluster, BlackHoleCluster, "", nil)},
+				Filters:          []*listener.Filter{tcpProxyFilter(BlackHoleCluster, BlackHoleCluster, nil, nil)},
 			},
 			{
 				Name:    voCatchAllChain,
-				Filters: []*listener.Filter{tcpProxyFilter(fallback, fallback, t.accessLog, nil)},
+				Filters: []*listener.Filter{tcpProxyFilter(fallback, fallback, t.log(), nil)},
 			},
 		},
 	}
@@ -169,7 +169,7 @@ func (t *translation) addHTTPChain(e *outboundListener, svc *service) {
 	}
 	e.http, e.rds = true, rds
 	c := &chain{
-		filters: []*listener.Filter{hcmFilter("outbound_"+listenerName(e.bind, e.port), rds, t.accessLog, false)},
+		filters: []*listener.Filter{hcmFilter("outbound_"+listenerName(e.bind, e.port), rds, t.log(), false)},
 		origin:  svc.source.KindName(),
 	}
 	if e.bind == unspecifiedIP {
@@ -219,7 +219,7 @@ func (t *translation) tcpChains(svc *service, p *svcPort, bind string, cidrs []s
 			sni = []string{svc.hostname}
 		}
 		name := clusterName(p.number, "", svc.hostname)
-		return []*chain{{sniHosts: sni, cidrs: cidrs, filters: []*listener.Filter{tcpProxyFilter(name, name, t.accessLog, t.idleTimeout(svc.hostname))}, origin: svc.source.KindName()}}
+		return []*chain{{sniHosts: sni, cidrs: cidrs, filters: []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(svc.hostname))}, origin: svc.source.KindName()}}
 	}
 	for _, vs := range vss {
 		for _, r := range vs.spec.Tcp {
@@ -248,7 +248,7 @@ func (t *translation) tcpChains(svc *service, p *svcPort, bind string, cidrs []s
 		}
 	}
 	name := clusterName(p.number, "", svc.hostname)
-	return append(out, &chain{cidrs: cidrs, filters: []*listener.Filter{tcpProxyFilter(name, name, t.accessLog, t.idleTimeout(svc.hostname))}, origin: svc.source.KindName()})
+	return append(out, &chain{cidrs: cidrs, filters: []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(svc.hostname))}, origin: svc.source.KindName()})
 }
 
 // matchL4 is istiod's matchTLS/matchTCP: the match's gateways, source
@@ -313,7 +313,7 @@ func (t *translation) renderOutbound(e *outboundListener, fallback string) *list
 		l.DefaultFilterChain = &listener.FilterChain{
 			Name:             passthroughChain,
 			FilterChainMatch: &listener.FilterChainMatch{},
-			Filters:          []*listener.Filter{tcpProxyFilter(fallback, fallback, t.accessLog, nil)},
+			Filters:          []*listener.Filter{tcpProxyFilter(fallback, fallback, t.log(), nil)},
 		}
 	}
 	return l

@@ -3,6 +3,8 @@ package translate
 import (
 	"sort"
 
+	accesslog "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -34,6 +36,8 @@ type translation struct {
 	problems   []inputs.Problem
 	accessLog  string
 	httpRoutes []string
+	hostSets   map[serverNS]*hostSet
+	logs       map[string]*accesslog.AccessLog
 }
 
 // Translate is a one-shot NewIndex(in).Translate(p).
@@ -76,4 +80,21 @@ func sortResources(r *Resources) {
 	sort.SliceStable(r.Listeners, func(i, j int) bool { return r.Listeners[i].Name < r.Listeners[j].Name })
 	sort.SliceStable(r.Routes, func(i, j int) bool { return r.Routes[i].Name < r.Routes[j].Name })
 	sort.SliceStable(r.Endpoints, func(i, j int) bool { return r.Endpoints[i].ClusterName < r.Endpoints[j].ClusterName })
+}
+
+// log is the access log every filter of this proxy shares (nil when the
+// mesh config turns logging off): built and marshalled once.
+func (t *translation) log() *accesslog.AccessLog {
+	if t.accessLog == "" {
+		return nil
+	}
+	if l, ok := t.logs[t.accessLog]; ok {
+		return l
+	}
+	if t.logs == nil {
+		t.logs = map[string]*accesslog.AccessLog{}
+	}
+	l := fileAccessLog(t.accessLog, nil)
+	t.logs[t.accessLog] = l
+	return l
 }
