@@ -14,6 +14,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -117,17 +118,7 @@ func (t *translation) buildCluster(svc *service, p *svcPort, dr *drEntry, subset
 		LbPolicy:       cluster.Cluster_LEAST_REQUEST,
 		CommonLbConfig: &cluster.Cluster_CommonLbConfig{},
 	}
-	meta := map[string]any{
-		"services":              []any{map[string]any{"host": svc.hostname, "name": svc.objName, "namespace": svc.namespace}},
-		"default_original_port": float64(p.number),
-	}
-	if subsetName != "" {
-		meta["subset"] = subsetName
-	}
-	if dr != nil {
-		meta["config"] = dr.config
-	}
-	c.Metadata = istioMetadata(meta)
+	c.Metadata = clusterMetadata(svc, p.number, subsetName, dr)
 
 	eps := svc.endpoints
 	if subset != nil && len(subset.Labels) > 0 {
@@ -530,4 +521,23 @@ func sdsSecret(name string) *tlsv3.SdsSecretConfig {
 
 func sortClusters(cs []*cluster.Cluster) {
 	sort.SliceStable(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
+}
+
+// clusterMetadata is istiod's cluster metadata: the service the cluster is
+// for, its port, and the DestinationRule that shaped it.
+func clusterMetadata(svc *service, port uint32, subset string, dr *drEntry) *core.Metadata {
+	str := structpb.NewStringValue
+	fields := map[string]*structpb.Value{
+		"services": structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			"host": str(svc.hostname), "name": str(svc.objName), "namespace": str(svc.namespace),
+		}})}}),
+		"default_original_port": structpb.NewNumberValue(float64(port)),
+	}
+	if subset != "" {
+		fields["subset"] = str(subset)
+	}
+	if dr != nil {
+		fields["config"] = str(dr.config)
+	}
+	return &core.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": {Fields: fields}}}
 }

@@ -344,7 +344,7 @@ func (t *translation) gatewayServerChains(g *gwServer, sniTaken map[string]strin
 			}
 			for _, r := range vs.spec.Tcp {
 				if len(r.Route) > 0 && t.l4Matches(r.Match, s, bound, vs) {
-					return []*chain{{filters: t.routeFilters(r.Route, s.Port.Number, vs), metadata: configMetadata(vs.config), origin: vs.obj.KindName()}}
+					return []*chain{{filters: t.routeFilters(r.Route, s.Port.Number, vs), metadata: vs.meta, origin: vs.kind}}
 				}
 			}
 		}
@@ -377,7 +377,7 @@ func (t *translation) gatewayServerChains(g *gwServer, sniTaken map[string]strin
 						sniTaken[h] = vs.obj.KindName()
 					}
 					out = append(out, &chain{sniHosts: m.SniHosts, filters: t.routeFilters(r.Route, s.Port.Number, vs),
-						metadata: configMetadata(vs.config), origin: vs.obj.KindName()})
+						metadata: vs.meta, origin: vs.kind})
 				}
 			}
 		}
@@ -398,7 +398,7 @@ func (t *translation) gatewayServerChains(g *gwServer, sniTaken map[string]strin
 			for _, r := range vs.spec.Tcp {
 				if len(r.Route) > 0 && t.l4Matches(r.Match, s, bound, vs) {
 					return []*chain{{sniHosts: sniHosts(s.Hosts), tls: t.downstreamTLS(g, false), filters: t.routeFilters(r.Route, s.Port.Number, vs),
-						metadata: configMetadata(vs.config), origin: vs.obj.KindName()}}
+						metadata: vs.meta, origin: vs.kind}}
 				}
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
@@ -90,6 +91,10 @@ type vsEntry struct {
 	gateways map[string]bool // "mesh" or "ns/name"
 	exportTo []string
 	config   string // istio.config metadata value
+	// meta and kind are built once and shared by every chain and route
+	// the VirtualService makes.
+	meta *core.Metadata
+	kind string
 }
 
 type drEntry struct {
@@ -509,7 +514,8 @@ func (x *Index) addVirtualService(vs *inputs.VirtualService) {
 		return
 	}
 	e := &vsEntry{obj: vs, spec: spec, gateways: map[string]bool{}, exportTo: spec.ExportTo,
-		config: configPath("virtual-service", vs.Namespace, vs.Name)}
+		config: configPath("virtual-service", vs.Namespace, vs.Name), kind: vs.KindName()}
+	e.meta = configMetadata(e.config)
 	for _, h := range spec.Hosts {
 		e.hosts = append(e.hosts, fqdn(h, vs.Namespace, x.domainSuffix))
 	}

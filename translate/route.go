@@ -256,7 +256,7 @@ func isCatchAll(m *networking.HTTPMatchRequest) bool {
 }
 
 func (t *translation) httpRoute(vs *vsEntry, idx int, rule *networking.HTTPRoute, m *networking.HTTPMatchRequest, port uint32) *route.Route {
-	r := &route.Route{Name: rule.Name, Match: translateMatch(m), Metadata: configMetadata(vs.config)}
+	r := &route.Route{Name: rule.Name, Match: translateMatch(m), Metadata: vs.meta}
 	if m != nil && m.Name != "" {
 		if r.Name != "" {
 			r.Name += "." + m.Name

@@ -207,7 +207,7 @@ func (t *translation) tcpChains(svc *service, p *svcPort, bind string, cidrs []s
 					}
 					handled[h] = true
 					out = append(out, &chain{sniHosts: m.SniHosts, cidrs: cc, filters: t.routeFilters(r.Route, p.number, vs),
-						metadata: configMetadata(vs.config), origin: vs.obj.KindName()})
+						metadata: vs.meta, origin: vs.kind})
 				}
 			}
 		}
@@ -227,7 +227,7 @@ func (t *translation) tcpChains(svc *service, p *svcPort, bind string, cidrs []s
 				continue
 			}
 			if len(r.Match) == 0 {
-				return append(out, &chain{cidrs: cidrs, filters: t.routeFilters(r.Route, p.number, vs), metadata: configMetadata(vs.config), origin: vs.obj.KindName()})
+				return append(out, &chain{cidrs: cidrs, filters: t.routeFilters(r.Route, p.number, vs), metadata: vs.meta, origin: vs.kind})
 			}
 			var subnets []string
 			for _, m := range r.Match {
@@ -235,12 +235,12 @@ func (t *translation) tcpChains(svc *service, p *svcPort, bind string, cidrs []s
 					continue
 				}
 				if len(m.DestinationSubnets) == 0 {
-					return append(out, &chain{cidrs: cidrs, filters: t.routeFilters(r.Route, p.number, vs), metadata: configMetadata(vs.config), origin: vs.obj.KindName()})
+					return append(out, &chain{cidrs: cidrs, filters: t.routeFilters(r.Route, p.number, vs), metadata: vs.meta, origin: vs.kind})
 				}
 				subnets = append(subnets, m.DestinationSubnets...)
 			}
 			if len(subnets) > 0 {
-				out = append(out, &chain{cidrs: subnets, filters: t.routeFilters(r.Route, p.number, vs), metadata: configMetadata(vs.config), origin: vs.obj.KindName()})
+				out = append(out, &chain{cidrs: subnets, filters: t.routeFilters(r.Route, p.number, vs), metadata: vs.meta, origin: vs.kind})
 				if joinSorted(subnets) == joinSorted(cidrs) {
 					return out
 				}

@@ -3,9 +3,15 @@ package watch
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
+
+	"reflect"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -15,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/chokepoint-xds/chokepoint/inputs"
@@ -120,7 +127,13 @@ func (d *Decoder) DecodeDocument(doc []byte, src inputs.Source) {
 	}
 	var env envelope
 	if err := json.Unmarshal(js, &env); err != nil {
-		d.problem(src, "", "", "not a Kubernetes object: %v", err)
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field == "" {
+			d.problem(src, "", "", "not a Kubernetes object: expected a mapping with apiVersion, kind and metadata, got %s", jsonTypeName(te.Value))
+			return
+		}
+		field, msg := describeJSONError(err, "")
+		d.problem(src, "", field, "%s", msg)
 		return
 	}
 	if env.Kind == "" || env.APIVersion == "" {
@@ -141,7 +154,8 @@ func (d *Decoder) DecodeDocument(doc []byte, src inputs.Source) {
 	var meta metav1.ObjectMeta
 	if len(env.Metadata) > 0 {
 		if err := json.Unmarshal(env.Metadata, &meta); err != nil {
-			d.problem(src, env.Kind, "metadata", "%v", err)
+			field, msg := describeJSONError(err, "metadata")
+			d.problem(src, env.Kind, field, "%s", msg)
 			return
 		}
 	}
@@ -198,12 +212,83 @@ func splitAPIVersion(v string) (group, version string) {
 	return "", v
 }
 
+// strict decodes a Kubernetes object as the API server does: field names
+// are case-sensitive and an unknown field is an error, reported with its
+// path.
 func (d *Decoder) strict(js []byte, into any, src inputs.Source, object string) bool {
-	if err := yaml.UnmarshalStrict(js, into); err != nil {
-		d.problem(src, object, "", "%s", cleanJSONError(err))
+	strictErrs, err := kjson.UnmarshalStrict(js, into, kjson.DisallowUnknownFields)
+	if err != nil {
+		field, msg := describeJSONError(err, "")
+		d.problem(src, object, field, "%s", msg)
+		return false
+	}
+	if len(strictErrs) > 0 {
+		msg := strictErrs[0].Error()
+		if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
+			if uq, err := strconv.Unquote(f); err == nil {
+				d.problem(src, object, uq, "unknown field")
+				return false
+			}
+		}
+		if f, ok := strings.CutPrefix(msg, "duplicate field "); ok {
+			if uq, err := strconv.Unquote(f); err == nil {
+				d.problem(src, object, uq, "field is set twice")
+				return false
+			}
+		}
+		d.problem(src, object, "", "%s", msg)
 		return false
 	}
 	return true
+}
+
+// describeJSONError turns an encoding/json error into a field path (under
+// prefix) and a message without Go type names.
+func describeJSONError(err error, prefix string) (string, string) {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if prefix != "" {
+			field = strings.TrimSuffix(prefix+"."+field, ".")
+		}
+		return field, fmt.Sprintf("expected %s, got %s", goKindName(te.Type.Kind()), jsonTypeName(te.Value))
+	}
+	return prefix, cleanJSONError(err)
+}
+
+// goKindName names what a Go kind expects, in JSON terms.
+func goKindName(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	}
+	return "an object"
+}
+
+// jsonTypeName names a JSON value type as encoding/json reports it
+// ("string", "number 1.5", "array", "object", "bool").
+func jsonTypeName(v string) string {
+	switch {
+	case v == "array":
+		return "a list"
+	case v == "object":
+		return "an object"
+	case v == "bool":
+		return "a boolean"
+	case v == "string":
+		return "a string"
+	case strings.HasPrefix(v, "number"):
+		return "a number"
+	}
+	return v
 }
 
 func (d *Decoder) decodeCore(kind string, js []byte, meta metav1.ObjectMeta, src inputs.Source, object string) {
@@ -290,8 +375,9 @@ func (d *Decoder) decodeIstio(env envelope, meta metav1.ObjectMeta, js []byte, s
 		d.Ignored[env.APIVersion+"/"+env.Kind]++
 		return
 	}
-	if field, err := checkJSON(spec, msg.ProtoReflect().Descriptor(), "spec"); err != "" {
-		d.problem(src, object, field, "%s", err)
+	spec, field, errMsg := checkJSON(spec, msg.ProtoReflect().Descriptor(), "spec")
+	if errMsg != "" {
+		d.problem(src, object, field, "%s", errMsg)
 		return
 	}
 	if err := (protojson.UnmarshalOptions{}).Unmarshal(spec, msg); err != nil {
@@ -302,16 +388,51 @@ func (d *Decoder) decodeIstio(env envelope, meta metav1.ObjectMeta, js []byte, s
 }
 
 // checkJSON walks a JSON value against a protobuf message descriptor and
-// reports the first unknown field or enum value with its full path, which
-// protojson's own errors do not give.
-func checkJSON(js []byte, md protoreflect.MessageDescriptor, path string) (string, string) {
+// reports the first unknown field, enum value or ill-typed value with its
+// full path, which protojson's own errors do not give. It returns the JSON
+// with durations rewritten to protojson's form: Istio reads durations with
+// Go's time.ParseDuration, so "3m" and "100ms" are valid.
+func checkJSON(js []byte, md protoreflect.MessageDescriptor, path string) ([]byte, string, string) {
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.UseNumber()
 	if err := dec.Decode(&v); err != nil {
-		return path, err.Error()
+		return nil, path, err.Error()
 	}
-	return checkMessage(v, md, path)
+	if field, msg := checkMessage(v, md, path); msg != "" {
+		return nil, field, msg
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return nil, path, err.Error()
+	}
+	return out, "", ""
+}
+
+// normalizeDuration parses a duration as Istio does and renders it as
+// protojson expects ("1.5s").
+func normalizeDuration(v any, path string) (any, string, string) {
+	s, ok := v.(string)
+	if !ok {
+		return v, path, fmt.Sprintf("expected a duration such as \"1s\", got %s", jsonKind(v))
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return v, path, fmt.Sprintf("invalid duration %q (want a number with a unit, such as 1s, 100ms or 5m)", s)
+	}
+	sign := ""
+	if d < 0 {
+		sign, d = "-", -d
+	}
+	secs, nanos := int64(d/time.Second), int64(d%time.Second)
+	if nanos == 0 {
+		return fmt.Sprintf("%s%ds", sign, secs), "", ""
+	}
+	return fmt.Sprintf("%s%d.%09ds", sign, secs, nanos), "", ""
+}
+
+func isDuration(fd protoreflect.FieldDescriptor) bool {
+	return fd.Message() != nil && fd.Message().FullName() == "google.protobuf.Duration"
 }
 
 func checkMessage(v any, md protoreflect.MessageDescriptor, path string) (string, string) {
@@ -344,6 +465,14 @@ func checkMessage(v any, md protoreflect.MessageDescriptor, path string) (string
 		p := path + "." + k
 		if fd == nil {
 			return p, "unknown field"
+		}
+		if isDuration(fd) && !fd.IsList() && !fd.IsMap() && obj[k] != nil {
+			nv, f, e := normalizeDuration(obj[k], p)
+			if e != "" {
+				return f, e
+			}
+			obj[k] = nv
+			continue
 		}
 		if f, e := checkField(obj[k], fd, p); e != "" {
 			return f, e
@@ -379,7 +508,16 @@ func checkField(v any, fd protoreflect.FieldDescriptor, path string) (string, st
 			return path, fmt.Sprintf("expected a list, got %s", jsonKind(v))
 		}
 		for i, item := range l {
-			if f, e := checkSingle(item, fd, fmt.Sprintf("%s[%d]", path, i)); e != "" {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if isDuration(fd) {
+				nv, f, e := normalizeDuration(item, p)
+				if e != "" {
+					return f, e
+				}
+				l[i] = nv
+				continue
+			}
+			if f, e := checkSingle(item, fd, p); e != "" {
 				return f, e
 			}
 		}
@@ -418,16 +556,57 @@ func checkSingle(v any, fd protoreflect.FieldDescriptor, path string) (string, s
 	default: // numbers
 		switch x := v.(type) {
 		case json.Number:
-			if strings.HasPrefix(x.String(), "-") && isUnsigned(fd.Kind()) {
-				return path, fmt.Sprintf("expected a non-negative number, got %s", x)
+			if msg := checkNumber(x.String(), fd.Kind()); msg != "" {
+				return path, fmt.Sprintf("%s, got %s", msg, x)
 			}
 		case string:
-			// protojson accepts quoted numbers for 64-bit fields.
+			// protojson accepts quoted numbers.
+			if msg := checkNumber(x, fd.Kind()); msg != "" {
+				return path, fmt.Sprintf("%s, got %q", msg, x)
+			}
 		default:
 			return path, fmt.Sprintf("expected a number, got %s", jsonKind(v))
 		}
 	}
 	return "", ""
+}
+
+// checkNumber reports whether s is a value protojson accepts for a numeric
+// field of kind k; the message says what is expected.
+func checkNumber(s string, k protoreflect.Kind) string {
+	bits := 64
+	switch k {
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind,
+		protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		bits = 32
+	case protoreflect.FloatKind, protoreflect.DoubleKind:
+		if _, err := strconv.ParseFloat(s, 64); err != nil && s != "NaN" && s != "Infinity" && s != "-Infinity" {
+			return "expected a number"
+		}
+		return ""
+	}
+	if isUnsigned(k) {
+		if _, err := strconv.ParseUint(s, 10, bits); err == nil {
+			return ""
+		}
+	} else if _, err := strconv.ParseInt(s, 10, bits); err == nil {
+		return ""
+	}
+	// protojson also takes 1.0 and 1e3 for whole numbers.
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f != math.Trunc(f) {
+		return "expected a whole number"
+	}
+	if isUnsigned(k) {
+		if max := math.Ldexp(1, bits) - 1; f < 0 || f > max {
+			return fmt.Sprintf("expected a number from 0 to %d", uint64(1)<<bits-1)
+		}
+		return ""
+	}
+	if lim := math.Ldexp(1, bits-1); f < -lim || f > lim-1 {
+		return fmt.Sprintf("expected a number from %d to %d", -(int64(1) << (bits - 1)), int64(1)<<(bits-1)-1)
+	}
+	return ""
 }
 
 func isUnsigned(k protoreflect.Kind) bool {
@@ -496,7 +675,8 @@ func ParseMesh(js []byte) (*meshconfig.MeshConfig, string, error) {
 		return mesh, "", nil
 	}
 	user := &meshconfig.MeshConfig{}
-	if field, msg := checkJSON(js, user.ProtoReflect().Descriptor(), "mesh"); msg != "" {
+	js, field, msg := checkJSON(js, user.ProtoReflect().Descriptor(), "mesh")
+	if msg != "" {
 		return nil, field, fmt.Errorf("%s", msg)
 	}
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(js, user); err != nil {
