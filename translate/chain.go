@@ -12,7 +12,6 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
-	networking "istio.io/api/networking/v1alpha3"
 )
 
 // chain is the resolved form of one filter chain before rendering: what it
@@ -187,26 +186,25 @@ func (s *chainSet) add(c *chain) (collided []string) {
 
 // routeFilters builds the tcp_proxy for a tcp/tls route: one cluster, or a
 // weighted split.
-func (t *translation) routeFilters(routes []*networking.RouteDestination, port uint32, vs *vsEntry) []*listener.Filter {
-	if len(routes) == 1 {
-		name, host := t.destinationCluster(routes[0].Destination, vs.obj.Namespace, port)
-		return []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(host))}
+func (t *translation) routeFilters(dests []destRef, port uint32, vs *vsEntry) []*listener.Filter {
+	if len(dests) == 1 {
+		name := t.destinationCluster(dests[0], port)
+		return []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(dests[0].host))}
 	}
 	var ws []weightedCluster
 	host := ""
-	for _, r := range routes {
-		if r.Weight <= 0 {
+	for _, d := range dests {
+		if d.weight <= 0 {
 			continue
 		}
-		name, h := t.destinationCluster(r.Destination, vs.obj.Namespace, port)
 		if host == "" {
-			host = h
+			host = d.host
 		}
-		ws = append(ws, weightedCluster{name, uint32(r.Weight)})
+		ws = append(ws, weightedCluster{t.destinationCluster(d, port), uint32(d.weight)})
 	}
 	if len(ws) == 0 {
-		name, h := t.destinationCluster(routes[0].Destination, vs.obj.Namespace, port)
-		return []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(h))}
+		name := t.destinationCluster(dests[0], port)
+		return []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(dests[0].host))}
 	}
 	if len(ws) == 1 {
 		return []*listener.Filter{tcpProxyFilter(ws[0].name, ws[0].name, t.log(), t.idleTimeout(host))}
@@ -224,15 +222,14 @@ func (t *translation) idleTimeout(host string) *durationpb.Duration {
 // destinationCluster names the cluster a route destination goes to, as
 // istiod: the destination's port, else the service's only port, else the
 // port the traffic arrived on.
-func (t *translation) destinationCluster(d *networking.Destination, namespace string, listenerPort uint32) (string, string) {
-	host := fqdn(d.Host, namespace, t.x.domainSuffix)
+func (t *translation) destinationCluster(d destRef, listenerPort uint32) string {
 	port := listenerPort
-	if d.Port != nil && d.Port.Number != 0 {
-		port = d.Port.Number
-	} else if svc := t.sc.svcByHost[host]; svc != nil && len(svc.ports) == 1 {
+	if d.port != 0 {
+		port = d.port
+	} else if svc := t.sc.svcByHost[d.host]; svc != nil && len(svc.ports) == 1 {
 		port = svc.ports[0].number
 	}
-	return clusterName(port, d.Subset, host), host
+	return clusterName(port, d.subset, d.host)
 }
 
 func listenerName(bind string, port uint32) string {
@@ -252,6 +249,12 @@ func matchGateways(gws []string, bound map[string]bool) bool {
 }
 
 func joinSorted(l []string) string {
+	switch len(l) {
+	case 0:
+		return ""
+	case 1:
+		return l[0]
+	}
 	c := append([]string(nil), l...)
 	sort.Strings(c)
 	return strings.Join(c, ",")

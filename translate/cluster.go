@@ -12,6 +12,7 @@ import (
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -42,10 +43,11 @@ func (t *translation) buildClusters() {
 			if p.protocol == protoUDP {
 				continue
 			}
-			t.addCluster(t.buildCluster(svc, p, dr, nil))
 			if dr == nil {
+				t.addPlainCluster(svc, p)
 				continue
 			}
+			t.addCluster(t.buildCluster(svc, p, dr, nil))
 			for _, ss := range dr.spec.Subsets {
 				t.addCluster(t.buildCluster(svc, p, dr, ss))
 			}
@@ -78,6 +80,48 @@ func (t *translation) buildClusters() {
 	}
 }
 
+// plainCluster is a service port's cluster when no DestinationRule applies:
+// the same for every sidecar, so the Index builds it once and translations
+// share it (read-only).
+type plainCluster struct {
+	cluster *cluster.Cluster
+	cla     *endpoint.ClusterLoadAssignment
+}
+
+// precomputeClusters builds every service port's plain cluster.
+func (x *Index) precomputeClusters() {
+	t := &translation{x: x, proxy: &Proxy{Type: Sidecar}, out: &Resources{}, clusterSet: map[string]bool{}}
+	for _, svc := range x.services {
+		svc.plain = make(map[uint32]plainCluster, len(svc.ports))
+		for _, p := range svc.ports {
+			if p.protocol == protoUDP {
+				continue
+			}
+			t.out.Endpoints = t.out.Endpoints[:0]
+			pc := plainCluster{cluster: t.buildCluster(svc, p, nil, nil)}
+			if len(t.out.Endpoints) > 0 {
+				pc.cla = t.out.Endpoints[0]
+			}
+			svc.plain[p.number] = pc
+		}
+	}
+}
+
+func (t *translation) addPlainCluster(svc *service, p *svcPort) {
+	pc, ok := svc.plain[p.number]
+	if !ok || (svc.res == resolvePassthrough && t.proxy.Type == Router) {
+		t.addCluster(t.buildCluster(svc, p, nil, nil))
+		return
+	}
+	if pc.cluster == nil || t.clusterSet[pc.cluster.Name] {
+		return
+	}
+	t.addCluster(pc.cluster)
+	if pc.cla != nil {
+		t.out.Endpoints = append(t.out.Endpoints, pc.cla)
+	}
+}
+
 func (t *translation) addCluster(c *cluster.Cluster) {
 	if c == nil {
 		return
@@ -94,6 +138,38 @@ func (t *translation) connectTimeout() *durationpb.Duration {
 		return d
 	}
 	return durationpb.New(10e9)
+}
+
+var weightOne = wrapperspb.UInt32(1)
+
+func weightValue(w uint32) *wrapperspb.UInt32Value {
+	if w == 1 {
+		return weightOne // read-only, shared
+	}
+	return wrapperspb.UInt32(w)
+}
+
+// sharedProtos are read-only messages many resources of one translation
+// point at; marshalling does not care that they are shared.
+type sharedProtos struct {
+	circuitBreakers *cluster.CircuitBreakers
+	adsSource       *core.ConfigSource
+	svcMeta         map[*service]*structpb.Value
+}
+
+func (t *translation) shared() *sharedProtos {
+	if t.sharedP == nil {
+		t.sharedP = &sharedProtos{
+			circuitBreakers: defaultCircuitBreakers(),
+			adsSource: &core.ConfigSource{
+				ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}},
+				InitialFetchTimeout:   zeroDuration,
+				ResourceApiVersion:    core.ApiVersion_V3,
+			},
+			svcMeta: map[*service]*structpb.Value{},
+		}
+	}
+	return t.sharedP
 }
 
 func defaultCircuitBreakers() *cluster.CircuitBreakers {
@@ -118,7 +194,7 @@ func (t *translation) buildCluster(svc *service, p *svcPort, dr *drEntry, subset
 		LbPolicy:       cluster.Cluster_LEAST_REQUEST,
 		CommonLbConfig: &cluster.Cluster_CommonLbConfig{},
 	}
-	c.Metadata = clusterMetadata(svc, p.number, subsetName, dr)
+	c.Metadata = clusterMetadata(t.serviceMeta(svc), p.number, subsetName, dr)
 
 	eps := svc.endpoints
 	if subset != nil && len(subset.Labels) > 0 {
@@ -172,11 +248,7 @@ func (t *translation) buildCluster(svc *service, p *svcPort, dr *drEntry, subset
 		c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_EDS}
 		c.EdsClusterConfig = &cluster.Cluster_EdsClusterConfig{
 			ServiceName: name,
-			EdsConfig: &core.ConfigSource{
-				ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}},
-				InitialFetchTimeout:   zeroDuration,
-				ResourceApiVersion:    core.ApiVersion_V3,
-			},
+			EdsConfig:   t.shared().adsSource,
 		}
 		cla := &endpoint.ClusterLoadAssignment{ClusterName: name}
 		var lbEps []*endpoint.LbEndpoint
@@ -199,7 +271,9 @@ func (t *translation) buildCluster(svc *service, p *svcPort, dr *drEntry, subset
 		}
 		t.out.Endpoints = append(t.out.Endpoints, cla)
 	}
-	c.CircuitBreakers = defaultCircuitBreakers()
+	// Shared by every cluster of this translation until a policy changes
+	// it (applyPolicy clones first): a fleet of plain clusters allocates one.
+	c.CircuitBreakers = t.shared().circuitBreakers
 
 	policy := effectivePolicy(dr, subset, p.number)
 	h := &httpOptions{}
@@ -230,7 +304,7 @@ func lbEndpoint(addr string, port, weight uint32) *endpoint.LbEndpoint {
 	}
 	return &endpoint.LbEndpoint{
 		HostIdentifier:      &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{Address: socketAddress(addr, port)}},
-		LoadBalancingWeight: wrapperspb.UInt32(weight),
+		LoadBalancingWeight: weightValue(weight),
 	}
 }
 
@@ -333,6 +407,7 @@ func (t *translation) applyPolicy(c *cluster.Cluster, svc *service, p *svcPort, 
 		return
 	}
 	if cp := policy.ConnectionPool; cp != nil {
+		c.CircuitBreakers = proto.Clone(c.CircuitBreakers).(*cluster.CircuitBreakers)
 		th := c.CircuitBreakers.Thresholds[0]
 		if tcpp := cp.Tcp; tcpp != nil {
 			if tcpp.MaxConnections > 0 {
@@ -523,21 +598,32 @@ func sortClusters(cs []*cluster.Cluster) {
 	sort.SliceStable(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
 }
 
+// serviceMeta is the "services" entry of cluster metadata, built once per
+// service and shared by its clusters.
+func (t *translation) serviceMeta(svc *service) *structpb.Value {
+	sh := t.shared()
+	if v, ok := sh.svcMeta[svc]; ok {
+		return v
+	}
+	str := structpb.NewStringValue
+	v := structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+		"host": str(svc.hostname), "name": str(svc.objName), "namespace": str(svc.namespace),
+	}})}})
+	sh.svcMeta[svc] = v
+	return v
+}
+
 // clusterMetadata is istiod's cluster metadata: the service the cluster is
 // for, its port, and the DestinationRule that shaped it.
-func clusterMetadata(svc *service, port uint32, subset string, dr *drEntry) *core.Metadata {
-	str := structpb.NewStringValue
-	fields := map[string]*structpb.Value{
-		"services": structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
-			"host": str(svc.hostname), "name": str(svc.objName), "namespace": str(svc.namespace),
-		}})}}),
-		"default_original_port": structpb.NewNumberValue(float64(port)),
-	}
+func clusterMetadata(services *structpb.Value, port uint32, subset string, dr *drEntry) *core.Metadata {
+	fields := make(map[string]*structpb.Value, 4)
+	fields["services"] = services
+	fields["default_original_port"] = structpb.NewNumberValue(float64(port))
 	if subset != "" {
-		fields["subset"] = str(subset)
+		fields["subset"] = structpb.NewStringValue(subset)
 	}
 	if dr != nil {
-		fields["config"] = str(dr.config)
+		fields["config"] = structpb.NewStringValue(dr.config)
 	}
 	return &core.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": {Fields: fields}}}
 }

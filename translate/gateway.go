@@ -237,7 +237,6 @@ func (t *translation) vsForGateway(key string) []*vsEntry {
 			out = append(out, vs)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return objOlder(out[i].obj, out[j].obj) })
 	return out
 }
 
@@ -338,15 +337,8 @@ func (t *translation) gatewayServerChains(g *gwServer, sniTaken map[string]strin
 	switch {
 	case s.Tls == nil:
 		// Plain TCP server: the first matching tcp route.
-		for _, vs := range t.vsForGateway(key) {
-			if len(t.serverHosts(g, vs.obj.Namespace).intersect(vs.hosts)) == 0 {
-				continue
-			}
-			for _, r := range vs.spec.Tcp {
-				if len(r.Route) > 0 && t.l4Matches(r.Match, s, bound, vs) {
-					return []*chain{{filters: t.routeFilters(r.Route, s.Port.Number, vs), metadata: vs.meta, origin: vs.kind}}
-				}
-			}
+		if c := t.gatewayTCPChain(g, bound, nil); c != nil {
+			return []*chain{c}
 		}
 		t.gwWarn(g, "", "no VirtualService tcp route for %s server on port %d", s.Port.Protocol, s.Port.Number)
 	case s.Tls.Mode == networking.ServerTLSSettings_PASSTHROUGH:
@@ -354,29 +346,31 @@ func (t *translation) gatewayServerChains(g *gwServer, sniTaken map[string]strin
 			if len(t.serverHosts(g, vs.obj.Namespace).intersect(vs.hosts)) == 0 {
 				continue
 			}
-			for i, r := range vs.spec.Tls {
-				if len(r.Route) == 0 {
+			for ri := range vs.tls {
+				r := &vs.tls[ri]
+				if len(r.dests) == 0 {
 					continue
 				}
-				for _, m := range r.Match {
-					if !t.matchL4(m.Gateways, nil, "", m.Port, s.Port.Number, bound, vs) {
+				for mi := range r.matches {
+					m := &r.matches[mi]
+					if !t.gatewayL4Match(m, s, bound) {
 						continue
 					}
 					var dups []string
-					for _, h := range m.SniHosts {
+					for _, h := range m.sni {
 						if _, ok := sniTaken[h]; ok {
 							dups = append(dups, h)
 						}
 					}
 					if len(dups) > 0 {
-						t.problems = append(t.problems, inputs.ProblemFor(inputs.SeverityWarning, vs.obj, fmt.Sprintf("spec.tls[%d]", i),
+						t.problems = append(t.problems, inputs.ProblemFor(inputs.SeverityWarning, vs.obj, fmt.Sprintf("spec.tls[%d]", r.index),
 							"duplicate SNI host names %v on gateway port %d (already routed by %s): istiod skips this rule", dups, g.port, sniTaken[dups[0]]))
 						continue
 					}
-					for _, h := range m.SniHosts {
-						sniTaken[h] = vs.obj.KindName()
+					for _, h := range m.sni {
+						sniTaken[h] = vs.kind
 					}
-					out = append(out, &chain{sniHosts: m.SniHosts, filters: t.routeFilters(r.Route, s.Port.Number, vs),
+					out = append(out, &chain{sniHosts: m.sni, filters: t.routeFilters(r.dests, s.Port.Number, vs),
 						metadata: vs.meta, origin: vs.kind})
 				}
 			}
@@ -391,28 +385,51 @@ func (t *translation) gatewayServerChains(g *gwServer, sniTaken map[string]strin
 		})
 	default:
 		// TLS terminated here, then a tcp route.
-		for _, vs := range t.vsForGateway(key) {
-			if len(t.serverHosts(g, vs.obj.Namespace).intersect(vs.hosts)) == 0 {
-				continue
-			}
-			for _, r := range vs.spec.Tcp {
-				if len(r.Route) > 0 && t.l4Matches(r.Match, s, bound, vs) {
-					return []*chain{{sniHosts: sniHosts(s.Hosts), tls: t.downstreamTLS(g, false), filters: t.routeFilters(r.Route, s.Port.Number, vs),
-						metadata: vs.meta, origin: vs.kind}}
-				}
-			}
+		if c := t.gatewayTCPChain(g, bound, t.downstreamTLS(g, false)); c != nil {
+			c.sniHosts = sniHosts(s.Hosts)
+			return []*chain{c}
 		}
 		t.gwWarn(g, "", "no VirtualService tcp route for TLS server on port %d", s.Port.Number)
 	}
 	return out
 }
 
-func (t *translation) l4Matches(ms []*networking.L4MatchAttributes, s *networking.Server, bound map[string]bool, vs *vsEntry) bool {
-	if len(ms) == 0 {
+// gatewayTCPChain is the chain of the first tcp route bound to the server.
+func (t *translation) gatewayTCPChain(g *gwServer, bound map[string]bool, tls *tlsv3.DownstreamTlsContext) *chain {
+	for _, vs := range t.vsForGateway(g.gw.key) {
+		if len(t.serverHosts(g, vs.obj.Namespace).intersect(vs.hosts)) == 0 {
+			continue
+		}
+		for ri := range vs.tcp {
+			r := &vs.tcp[ri]
+			if len(r.dests) == 0 {
+				continue
+			}
+			ok := len(r.matches) == 0
+			for mi := range r.matches {
+				if t.gatewayL4Match(&r.matches[mi], g.s, bound) {
+					ok = true
+					break
+				}
+			}
+			if ok {
+				return &chain{tls: tls, filters: t.routeFilters(r.dests, g.s.Port.Number, vs), metadata: vs.meta, origin: vs.kind}
+			}
+		}
+	}
+	return nil
+}
+
+// gatewayL4Match is istiod's l4SingleMatch: port and gateways only.
+func (t *translation) gatewayL4Match(m *l4Match, s *networking.Server, bound map[string]bool) bool {
+	if m.port != 0 && m.port != s.Port.Number {
+		return false
+	}
+	if len(m.gateways) == 0 {
 		return true
 	}
-	for _, m := range ms {
-		if t.matchL4(m.Gateways, nil, "", m.Port, s.Port.Number, bound, vs) {
+	for _, g := range m.gateways {
+		if bound[g] {
 			return true
 		}
 	}

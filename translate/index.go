@@ -47,6 +47,10 @@ type service struct {
 	created  time.Time
 	// seName is the ServiceEntry or Service name, for cluster metadata.
 	objName string
+	// plain holds each port's cluster for proxies no DestinationRule
+	// applies to, built once by the Index.
+	plain map[uint32]plainCluster
+	kind  string // "Kind namespace/name" of the source
 }
 
 type svcPort struct {
@@ -95,6 +99,89 @@ type vsEntry struct {
 	// the VirtualService makes.
 	meta *core.Metadata
 	kind string
+	// gwRef resolves every gateway name the VirtualService uses (spec and
+	// matches) to "ns/name" or "mesh", once.
+	gwRef map[string]string
+	// tls and tcp are the spec's rules, resolved.
+	tls, tcp []l4Rule
+}
+
+// l4Rule is a VirtualService tls or tcp rule resolved once for every proxy:
+// hosts made fully qualified, gateways resolved, match keys precomputed.
+type l4Rule struct {
+	index   int
+	matches []l4Match
+	dests   []destRef
+}
+
+type l4Match struct {
+	sni      []string
+	subnets  []string
+	gateways []string // resolved "ns/name" or "mesh"
+	labels   map[string]string
+	ns       string
+	port     uint32
+	key      string // SNI and subnets, sorted: istiod's duplicate check
+}
+
+// destRef is a route destination with its host fully qualified.
+type destRef struct {
+	host   string
+	port   uint32 // 0: not given
+	subset string
+	weight int32
+}
+
+func (x *Index) destRefOf(d *networking.Destination, weight int32, ns string) destRef {
+	r := destRef{host: fqdn(d.GetHost(), ns, x.domainSuffix), subset: d.GetSubset(), weight: weight}
+	if d.GetPort() != nil {
+		r.port = d.GetPort().GetNumber()
+	}
+	return r
+}
+
+func (x *Index) l4Rules(e *vsEntry, tls []*networking.TLSRoute, tcp []*networking.TCPRoute) []l4Rule {
+	var out []l4Rule
+	dests := func(routes []*networking.RouteDestination) []destRef {
+		ds := make([]destRef, 0, len(routes))
+		for _, r := range routes {
+			ds = append(ds, x.destRefOf(r.Destination, r.Weight, e.obj.Namespace))
+		}
+		return ds
+	}
+	gws := func(refs []string) []string {
+		out := make([]string, 0, len(refs))
+		for _, g := range refs {
+			out = append(out, e.gwRef[g])
+		}
+		return out
+	}
+	for i, r := range tls {
+		rule := l4Rule{index: i, dests: dests(r.Route)}
+		for _, m := range r.Match {
+			rule.matches = append(rule.matches, l4Match{sni: m.SniHosts, subnets: m.DestinationSubnets, gateways: gws(m.Gateways),
+				labels: m.SourceLabels, ns: m.SourceNamespace, port: m.Port,
+				key: joinSorted(m.SniHosts) + "|" + joinSorted(m.DestinationSubnets)})
+		}
+		out = append(out, rule)
+	}
+	for i, r := range tcp {
+		rule := l4Rule{index: i, dests: dests(r.Route)}
+		for _, m := range r.Match {
+			rule.matches = append(rule.matches, l4Match{subnets: m.DestinationSubnets, gateways: gws(m.Gateways),
+				labels: m.SourceLabels, ns: m.SourceNamespace, port: m.Port, key: "|" + joinSorted(m.DestinationSubnets)})
+		}
+		out = append(out, rule)
+	}
+	return out
+}
+
+// gatewayOf resolves a gateway reference made inside this VirtualService.
+func (vs *vsEntry) gatewayOf(x *Index, ref string) string {
+	if k, ok := vs.gwRef[ref]; ok {
+		return k
+	}
+	return x.gatewayKey(ref, vs.obj.Namespace)
 }
 
 type drEntry struct {
@@ -179,6 +266,9 @@ func NewIndex(in *inputs.Inputs) *Index {
 	for _, svc := range in.Services {
 		x.addKubeService(svc, kubeEndpoints)
 	}
+	for _, s := range x.services {
+		s.kind = s.source.KindName()
+	}
 	sort.SliceStable(x.services, func(i, j int) bool {
 		a, b := x.services[i], x.services[j]
 		if a.hostname != b.hostname {
@@ -197,12 +287,16 @@ func NewIndex(in *inputs.Inputs) *Index {
 	for _, vs := range in.VirtualServices {
 		x.addVirtualService(vs)
 	}
+	// Oldest first, as istiod orders configs: every per-proxy list filtered
+	// from this one keeps the order without sorting again.
+	sort.SliceStable(x.virtualServices, func(i, j int) bool { return objOlder(x.virtualServices[i].obj, x.virtualServices[j].obj) })
 	for _, dr := range in.DestinationRules {
 		x.addDestinationRule(dr)
 	}
 	x.sidecars = append(x.sidecars, in.Sidecars...)
 	sort.SliceStable(x.sidecars, func(i, j int) bool { return objOlder(x.sidecars[i], x.sidecars[j]) })
 	x.checkReferences()
+	x.precomputeClusters()
 	return x
 }
 
@@ -522,9 +616,39 @@ func (x *Index) addVirtualService(vs *inputs.VirtualService) {
 	if len(spec.Gateways) == 0 {
 		e.gateways[meshGateway] = true
 	}
-	for _, g := range spec.Gateways {
-		e.gateways[x.gatewayKey(g, vs.Namespace)] = true
+	e.gwRef = map[string]string{}
+	ref := func(g string) {
+		if _, ok := e.gwRef[g]; !ok {
+			e.gwRef[g] = x.gatewayKey(g, vs.Namespace)
+		}
 	}
+	for _, g := range spec.Gateways {
+		ref(g)
+		e.gateways[e.gwRef[g]] = true
+	}
+	for _, r := range spec.Tls {
+		for _, m := range r.Match {
+			for _, g := range m.Gateways {
+				ref(g)
+			}
+		}
+	}
+	for _, r := range spec.Tcp {
+		for _, m := range r.Match {
+			for _, g := range m.Gateways {
+				ref(g)
+			}
+		}
+	}
+	for _, r := range spec.Http {
+		for _, m := range r.Match {
+			for _, g := range m.Gateways {
+				ref(g)
+			}
+		}
+	}
+	e.tls = x.l4Rules(e, spec.Tls, nil)
+	e.tcp = x.l4Rules(e, nil, spec.Tcp)
 	for i, r := range spec.Tls {
 		if len(r.Match) == 0 {
 			x.fail(vs, fmt.Sprintf("spec.tls[%d].match", i), "required field is missing: a tls route needs a match with sniHosts")

@@ -210,7 +210,7 @@ func (t *translation) httpRoutes_(vs *vsEntry, port uint32, gateways map[string]
 			if len(m.Gateways) > 0 {
 				ok := false
 				for _, g := range m.Gateways {
-					if gateways[t.x.gatewayKey(g, vs.obj.Namespace)] {
+					if gateways[vs.gatewayOf(t.x, g)] {
 						ok = true
 					}
 				}
@@ -321,7 +321,7 @@ func (t *translation) routeAction(vs *vsEntry, rule *networking.HTTPRoute, port 
 	a.RetryPolicy = retryPolicy(rule.Retries)
 	var ws []*route.WeightedCluster_ClusterWeight
 	for _, d := range rule.Route {
-		name, _ := t.destinationCluster(d.Destination, vs.obj.Namespace, port)
+		name := t.destinationCluster(t.x.destRefOf(d.Destination, d.Weight, vs.obj.Namespace), port)
 		if len(rule.Route) > 1 && d.Weight <= 0 {
 			continue
 		}

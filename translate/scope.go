@@ -126,7 +126,6 @@ func (x *Index) newScope(p *Proxy) *scope {
 		}
 		sc.meshVS = append(sc.meshVS, vs)
 	}
-	sort.SliceStable(sc.meshVS, func(i, j int) bool { return objOlder(sc.meshVS[i].obj, sc.meshVS[j].obj) })
 	return sc
 }
 

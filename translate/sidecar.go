@@ -109,7 +109,7 @@ func (t *translation) addOutbound(entries map[string]*outboundListener, svc *ser
 	}
 	key := bind + ":" + strconv.FormatUint(uint64(p.number), 10)
 	cur := entries[key]
-	origin := svc.source.KindName()
+	origin := svc.kind
 	newEntry := func() *outboundListener {
 		e := &outboundListener{bind: bind, port: p.number, class: class}
 		entries[key] = e
@@ -170,7 +170,7 @@ func (t *translation) addHTTPChain(e *outboundListener, svc *service) {
 	e.http, e.rds = true, rds
 	c := &chain{
 		filters: []*listener.Filter{hcmFilter("outbound_"+listenerName(e.bind, e.port), rds, t.log(), false)},
-		origin:  svc.source.KindName(),
+		origin:  svc.kind,
 	}
 	if e.bind == unspecifiedIP {
 		c.alpn, c.transport = plaintextHTTPALPNs, rawBufferTransport
@@ -187,26 +187,24 @@ func (t *translation) tcpChains(svc *service, p *svcPort, bind string, cidrs []s
 	mesh := map[string]bool{meshGateway: true}
 	var out []*chain
 	if p.protocol.isTLS() {
-		handled := map[string]bool{}
+		var handled []string // a handful of matches per host: a slice beats a map
 		for _, vs := range vss {
-			for _, r := range vs.spec.Tls {
-				if len(r.Route) == 0 {
+			for ri := range vs.tls {
+				r := &vs.tls[ri]
+				if len(r.dests) == 0 {
 					continue
 				}
-				for _, m := range r.Match {
-					if !t.matchL4(m.Gateways, m.SourceLabels, m.SourceNamespace, m.Port, p.number, mesh, vs) {
+				for mi := range r.matches {
+					m := &r.matches[mi]
+					if !t.matchL4(m, p.number, mesh) || contains(handled, m.key) {
 						continue
 					}
+					handled = append(handled, m.key)
 					cc := cidrs
-					if len(m.DestinationSubnets) > 0 {
-						cc = m.DestinationSubnets
+					if len(m.subnets) > 0 {
+						cc = m.subnets
 					}
-					h := joinSorted(m.SniHosts) + "|" + joinSorted(m.DestinationSubnets)
-					if handled[h] {
-						continue
-					}
-					handled[h] = true
-					out = append(out, &chain{sniHosts: m.SniHosts, cidrs: cc, filters: t.routeFilters(r.Route, p.number, vs),
+					out = append(out, &chain{sniHosts: m.sni, cidrs: cc, filters: t.routeFilters(r.dests, p.number, vs),
 						metadata: vs.meta, origin: vs.kind})
 				}
 			}
@@ -219,28 +217,30 @@ func (t *translation) tcpChains(svc *service, p *svcPort, bind string, cidrs []s
 			sni = []string{svc.hostname}
 		}
 		name := clusterName(p.number, "", svc.hostname)
-		return []*chain{{sniHosts: sni, cidrs: cidrs, filters: []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(svc.hostname))}, origin: svc.source.KindName()}}
+		return []*chain{{sniHosts: sni, cidrs: cidrs, filters: []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(svc.hostname))}, origin: svc.kind}}
 	}
 	for _, vs := range vss {
-		for _, r := range vs.spec.Tcp {
-			if len(r.Route) == 0 {
+		for ri := range vs.tcp {
+			r := &vs.tcp[ri]
+			if len(r.dests) == 0 {
 				continue
 			}
-			if len(r.Match) == 0 {
-				return append(out, &chain{cidrs: cidrs, filters: t.routeFilters(r.Route, p.number, vs), metadata: vs.meta, origin: vs.kind})
+			if len(r.matches) == 0 {
+				return append(out, &chain{cidrs: cidrs, filters: t.routeFilters(r.dests, p.number, vs), metadata: vs.meta, origin: vs.kind})
 			}
 			var subnets []string
-			for _, m := range r.Match {
-				if !t.matchL4(m.Gateways, m.SourceLabels, m.SourceNamespace, m.Port, p.number, mesh, vs) {
+			for mi := range r.matches {
+				m := &r.matches[mi]
+				if !t.matchL4(m, p.number, mesh) {
 					continue
 				}
-				if len(m.DestinationSubnets) == 0 {
-					return append(out, &chain{cidrs: cidrs, filters: t.routeFilters(r.Route, p.number, vs), metadata: vs.meta, origin: vs.kind})
+				if len(m.subnets) == 0 {
+					return append(out, &chain{cidrs: cidrs, filters: t.routeFilters(r.dests, p.number, vs), metadata: vs.meta, origin: vs.kind})
 				}
-				subnets = append(subnets, m.DestinationSubnets...)
+				subnets = append(subnets, m.subnets...)
 			}
 			if len(subnets) > 0 {
-				out = append(out, &chain{cidrs: subnets, filters: t.routeFilters(r.Route, p.number, vs), metadata: vs.meta, origin: vs.kind})
+				out = append(out, &chain{cidrs: subnets, filters: t.routeFilters(r.dests, p.number, vs), metadata: vs.meta, origin: vs.kind})
 				if joinSorted(subnets) == joinSorted(cidrs) {
 					return out
 				}
@@ -248,30 +248,31 @@ func (t *translation) tcpChains(svc *service, p *svcPort, bind string, cidrs []s
 		}
 	}
 	name := clusterName(p.number, "", svc.hostname)
-	return append(out, &chain{cidrs: cidrs, filters: []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(svc.hostname))}, origin: svc.source.KindName()})
+	return append(out, &chain{cidrs: cidrs, filters: []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(svc.hostname))}, origin: svc.kind})
 }
 
 // matchL4 is istiod's matchTLS/matchTCP: the match's gateways, source
 // labels, source namespace and port all apply to this proxy.
-func (t *translation) matchL4(gws []string, srcLabels map[string]string, srcNS string, matchPort, port uint32, bound map[string]bool, vs *vsEntry) bool {
-	if len(gws) > 0 {
+func (t *translation) matchL4(m *l4Match, port uint32, bound map[string]bool) bool {
+	if len(m.gateways) > 0 {
 		ok := false
-		for _, g := range gws {
-			if bound[t.x.gatewayKey(g, vs.obj.Namespace)] {
+		for _, g := range m.gateways {
+			if bound[g] {
 				ok = true
+				break
 			}
 		}
 		if !ok {
 			return false
 		}
 	}
-	if !labelsMatch(srcLabels, t.proxy.Labels) {
+	if !labelsMatch(m.labels, t.proxy.Labels) {
 		return false
 	}
-	if srcNS != "" && srcNS != t.proxy.Namespace {
+	if m.ns != "" && m.ns != t.proxy.Namespace {
 		return false
 	}
-	return matchPort == 0 || matchPort == port
+	return m.port == 0 || m.port == port
 }
 
 func (t *translation) renderOutbound(e *outboundListener, fallback string) *listener.Listener {

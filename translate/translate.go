@@ -37,6 +37,7 @@ type translation struct {
 	accessLog  string
 	httpRoutes []string
 	hostSets   map[serverNS]*hostSet
+	sharedP    *sharedProtos
 	logs       map[string]*accesslog.AccessLog
 }
 
