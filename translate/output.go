@@ -1,8 +1,6 @@
 package translate
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -234,22 +232,13 @@ func (r *Resources) ConfigDump(version string) *adminv3.ConfigDump {
 	return &adminv3.ConfigDump{Configs: []*anypb.Any{mustAny(cd), mustAny(ld), mustAny(rd), mustAny(ed)}}
 }
 
-// MarshalJSON renders m as indented protojson with stable whitespace.
+// MarshalJSON renders m as indented protojson (Envoy's /config_dump shape).
 func MarshalJSON(m proto.Message) ([]byte, error) {
-	raw, err := protojson.MarshalOptions{UseProtoNames: false}.Marshal(m)
+	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, raw); err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, compact.Bytes(), "", "  "); err != nil {
-		return nil, err
-	}
-	out.WriteByte('\n')
-	return out.Bytes(), nil
+	return append(out, '\n'), nil
 }
 
 // MarshalYAML renders m as YAML (keys sorted), the form of golden files.

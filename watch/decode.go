@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"reflect"
@@ -99,11 +102,68 @@ func (d *Decoder) DecodeStream(data []byte, file string) {
 		d.DecodeDocument(trimmed, inputs.Source{File: file, Doc: 1})
 		return
 	}
-	for i, doc := range SplitDocuments(data) {
-		if blank(doc) {
-			continue
+	docs := SplitDocuments(data)
+	if len(docs) < parallelThreshold {
+		for i, doc := range docs {
+			if !blank(doc) {
+				d.DecodeDocument(doc, inputs.Source{File: file, Doc: i + 1})
+			}
 		}
-		d.DecodeDocument(doc, inputs.Source{File: file, Doc: i + 1})
+		return
+	}
+	// Large streams decode on every core: each document into its own
+	// decoder, merged back in document order so the result is the same.
+	parts := make([]*Decoder, len(docs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(docs) {
+					return
+				}
+				if blank(docs[i]) {
+					continue
+				}
+				part := NewDecoder()
+				part.DecodeDocument(docs[i], inputs.Source{File: file, Doc: i + 1})
+				parts[i] = part
+			}
+		}()
+	}
+	wg.Wait()
+	for _, part := range parts {
+		if part != nil {
+			d.merge(part)
+		}
+	}
+}
+
+// parallelThreshold is the document count from which a stream is decoded
+// in parallel.
+const parallelThreshold = 64
+
+// merge appends what part decoded.
+func (d *Decoder) merge(part *Decoder) {
+	in, p := d.In, part.In
+	in.ServiceEntries = append(in.ServiceEntries, p.ServiceEntries...)
+	in.Gateways = append(in.Gateways, p.Gateways...)
+	in.VirtualServices = append(in.VirtualServices, p.VirtualServices...)
+	in.DestinationRules = append(in.DestinationRules, p.DestinationRules...)
+	in.Sidecars = append(in.Sidecars, p.Sidecars...)
+	in.Services = append(in.Services, p.Services...)
+	in.Endpoints = append(in.Endpoints, p.Endpoints...)
+	in.EndpointSlices = append(in.EndpointSlices, p.EndpointSlices...)
+	in.Namespaces = append(in.Namespaces, p.Namespaces...)
+	in.Problems = append(in.Problems, p.Problems...)
+	for k, v := range part.Ignored {
+		d.Ignored[k] += v
+	}
+	if part.meshJSON != nil {
+		d.meshJSON, d.meshSource = part.meshJSON, part.meshSource
 	}
 }
 
