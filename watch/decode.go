@@ -177,6 +177,9 @@ type envelope struct {
 
 // DecodeDocument decodes one YAML or JSON document.
 func (d *Decoder) DecodeDocument(doc []byte, src inputs.Source) {
+	if d.decodeIstioFast(doc, src) {
+		return
+	}
 	js, err := yaml.YAMLToJSON(doc)
 	if err != nil {
 		d.problem(src, "", "", "invalid YAML: %s", cleanYAMLError(err))
@@ -413,25 +416,8 @@ func (d *Decoder) decodeIstio(env envelope, meta metav1.ObjectMeta, js []byte, s
 		spec = []byte("{}")
 	}
 	typeMeta := metav1.TypeMeta{APIVersion: env.APIVersion, Kind: env.Kind}
-	var msg proto.Message
-	var add func()
-	switch env.Kind {
-	case "ServiceEntry":
-		o := &networking.ServiceEntry{TypeMeta: typeMeta, ObjectMeta: meta}
-		msg, add = &o.Spec, func() { d.In.ServiceEntries = append(d.In.ServiceEntries, inputs.NewServiceEntry(o, src)) }
-	case "Gateway":
-		o := &networking.Gateway{TypeMeta: typeMeta, ObjectMeta: meta}
-		msg, add = &o.Spec, func() { d.In.Gateways = append(d.In.Gateways, inputs.NewGateway(o, src)) }
-	case "VirtualService":
-		o := &networking.VirtualService{TypeMeta: typeMeta, ObjectMeta: meta}
-		msg, add = &o.Spec, func() { d.In.VirtualServices = append(d.In.VirtualServices, inputs.NewVirtualService(o, src)) }
-	case "DestinationRule":
-		o := &networking.DestinationRule{TypeMeta: typeMeta, ObjectMeta: meta}
-		msg, add = &o.Spec, func() { d.In.DestinationRules = append(d.In.DestinationRules, inputs.NewDestinationRule(o, src)) }
-	case "Sidecar":
-		o := &networking.Sidecar{TypeMeta: typeMeta, ObjectMeta: meta}
-		msg, add = &o.Spec, func() { d.In.Sidecars = append(d.In.Sidecars, inputs.NewSidecar(o, src)) }
-	default:
+	msg, add := d.istioObject(env.Kind, typeMeta, meta, src)
+	if msg == nil {
 		d.Ignored[env.APIVersion+"/"+env.Kind]++
 		return
 	}
@@ -792,4 +778,28 @@ func (d *Decoder) Finish(meshFile []byte, meshFileName string) *inputs.Inputs {
 	}
 	d.In.Mesh, d.In.MeshSource = mesh, src
 	return d.In
+}
+
+// istioObject makes the client-go object of an Istio kind: its spec to fill
+// and the function that adds it to the inputs once filled. msg is nil for
+// kinds chokepoint does not read.
+func (d *Decoder) istioObject(kind string, typeMeta metav1.TypeMeta, meta metav1.ObjectMeta, src inputs.Source) (msg proto.Message, add func()) {
+	switch kind {
+	case "ServiceEntry":
+		o := &networking.ServiceEntry{TypeMeta: typeMeta, ObjectMeta: meta}
+		return &o.Spec, func() { d.In.ServiceEntries = append(d.In.ServiceEntries, inputs.NewServiceEntry(o, src)) }
+	case "Gateway":
+		o := &networking.Gateway{TypeMeta: typeMeta, ObjectMeta: meta}
+		return &o.Spec, func() { d.In.Gateways = append(d.In.Gateways, inputs.NewGateway(o, src)) }
+	case "VirtualService":
+		o := &networking.VirtualService{TypeMeta: typeMeta, ObjectMeta: meta}
+		return &o.Spec, func() { d.In.VirtualServices = append(d.In.VirtualServices, inputs.NewVirtualService(o, src)) }
+	case "DestinationRule":
+		o := &networking.DestinationRule{TypeMeta: typeMeta, ObjectMeta: meta}
+		return &o.Spec, func() { d.In.DestinationRules = append(d.In.DestinationRules, inputs.NewDestinationRule(o, src)) }
+	case "Sidecar":
+		o := &networking.Sidecar{TypeMeta: typeMeta, ObjectMeta: meta}
+		return &o.Spec, func() { d.In.Sidecars = append(d.In.Sidecars, inputs.NewSidecar(o, src)) }
+	}
+	return nil, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -92,15 +91,18 @@ translated. Exit status: 0 ok, 1 invalid input, 2 usage.`,
 			}
 			idx := translate.NewIndex(in)
 			res := idx.Translate(p)
+			// Collected now so the inputs and index are garbage while the
+			// output is rendered.
+			problems := append(idx.Problems(), res.Problems...)
+			in, idx = nil, nil
 			if err := res.Validate(); err != nil {
 				return fmt.Errorf("generated config failed validation (a chokepoint bug): %w", err)
 			}
-			dump := res.ConfigDump("")
 			var out []byte
 			if output == "json" {
-				out, err = translate.MarshalJSON(dump)
+				out, err = res.ConfigDumpJSON("")
 			} else {
-				out, err = translate.MarshalYAML(dump)
+				out, err = translate.MarshalYAML(res.ConfigDump(""))
 			}
 			if err != nil {
 				return err
@@ -108,7 +110,6 @@ translated. Exit status: 0 ok, 1 invalid input, 2 usage.`,
 			if _, err := cmd.OutOrStdout().Write(out); err != nil {
 				return err
 			}
-			problems := append(idx.Problems(), res.Problems...)
 			if reportProblems(cmd.ErrOrStderr(), problems) {
 				return &exitError{code: 1, err: fmt.Errorf("invalid input: see the errors above")}
 			}
@@ -121,5 +122,3 @@ translated. Exit status: 0 ok, 1 invalid input, 2 usage.`,
 	pf.register(cmd)
 	return cmd
 }
-
-var _ = os.Stdout
