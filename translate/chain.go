@@ -39,6 +39,11 @@ func (c *chain) leaves() []string {
 	if len(snis) == 0 || contains(snis, "*") {
 		snis = []string{""}
 	}
+	if len(c.cidrs) == 0 && len(c.alpn) == 0 && c.transport == "" {
+		// SNI alone (the common case): the names are the keys. They cannot
+		// collide with the composite keys below, which all contain "|".
+		return snis
+	}
 	cidrs := make([]string, 0, len(c.cidrs))
 	for _, s := range c.cidrs {
 		if m := maskedCIDR(s); m != "" {
