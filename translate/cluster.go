@@ -321,23 +321,7 @@ func effectivePolicy(dr *drEntry, subset *networking.Subset, port uint32) *netwo
 		if out == nil {
 			return sp
 		}
-		merged := &networking.TrafficPolicy{
-			ConnectionPool: out.ConnectionPool, LoadBalancer: out.LoadBalancer,
-			OutlierDetection: out.OutlierDetection, Tls: out.Tls,
-		}
-		if sp.ConnectionPool != nil {
-			merged.ConnectionPool = sp.ConnectionPool
-		}
-		if sp.LoadBalancer != nil {
-			merged.LoadBalancer = sp.LoadBalancer
-		}
-		if sp.OutlierDetection != nil {
-			merged.OutlierDetection = sp.OutlierDetection
-		}
-		if sp.Tls != nil {
-			merged.Tls = sp.Tls
-		}
-		out = merged
+		out = overlay(out, sp.ConnectionPool, sp.LoadBalancer, sp.OutlierDetection, sp.Tls)
 	}
 	return out
 }
@@ -346,26 +330,36 @@ func forPort(p *networking.TrafficPolicy, port uint32) *networking.TrafficPolicy
 	if p == nil {
 		return nil
 	}
-	out := &networking.TrafficPolicy{
-		ConnectionPool: p.ConnectionPool, LoadBalancer: p.LoadBalancer,
-		OutlierDetection: p.OutlierDetection, Tls: p.Tls,
-	}
+	out := overlay(p, nil, nil, nil, nil)
 	for _, pl := range p.PortLevelSettings {
-		if pl.Port == nil || pl.Port.Number != port {
-			continue
+		if pl.Port != nil && pl.Port.Number == port {
+			out = overlay(out, pl.ConnectionPool, pl.LoadBalancer, pl.OutlierDetection, pl.Tls)
 		}
-		if pl.ConnectionPool != nil {
-			out.ConnectionPool = pl.ConnectionPool
-		}
-		if pl.LoadBalancer != nil {
-			out.LoadBalancer = pl.LoadBalancer
-		}
-		if pl.OutlierDetection != nil {
-			out.OutlierDetection = pl.OutlierDetection
-		}
-		if pl.Tls != nil {
-			out.Tls = pl.Tls
-		}
+	}
+	return out
+}
+
+// overlay returns base with each component that is set replaced, as
+// istiod merges port-level and subset policies: whole components, not
+// fields.
+func overlay(base *networking.TrafficPolicy, cp *networking.ConnectionPoolSettings, lb *networking.LoadBalancerSettings,
+	od *networking.OutlierDetection, tls *networking.ClientTLSSettings,
+) *networking.TrafficPolicy {
+	out := &networking.TrafficPolicy{
+		ConnectionPool: base.ConnectionPool, LoadBalancer: base.LoadBalancer,
+		OutlierDetection: base.OutlierDetection, Tls: base.Tls,
+	}
+	if cp != nil {
+		out.ConnectionPool = cp
+	}
+	if lb != nil {
+		out.LoadBalancer = lb
+	}
+	if od != nil {
+		out.OutlierDetection = od
+	}
+	if tls != nil {
+		out.Tls = tls
 	}
 	return out
 }

@@ -5,17 +5,13 @@ import (
 	"fmt"
 	"sort"
 
-	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
-	"sigs.k8s.io/yaml"
 
 	// Every extension chokepoint emits must be registered for Any
 	// round-trips (validation, JSON output).
@@ -207,47 +203,3 @@ func (r *Resources) Consistency() []string {
 	sort.Strings(out)
 	return out
 }
-
-// ConfigDump renders the resources as Envoy's admin /config_dump does, so
-// `istioctl proxy-config ... --file` and Envoy tooling read it.
-func (r *Resources) ConfigDump(version string) *adminv3.ConfigDump {
-	cd := &adminv3.ClustersConfigDump{VersionInfo: version}
-	for _, c := range r.Clusters {
-		cd.DynamicActiveClusters = append(cd.DynamicActiveClusters, &adminv3.ClustersConfigDump_DynamicCluster{VersionInfo: version, Cluster: mustAny(c)})
-	}
-	ld := &adminv3.ListenersConfigDump{VersionInfo: version}
-	for _, l := range r.Listeners {
-		ld.DynamicListeners = append(ld.DynamicListeners, &adminv3.ListenersConfigDump_DynamicListener{
-			Name: l.Name, ActiveState: &adminv3.ListenersConfigDump_DynamicListenerState{VersionInfo: version, Listener: mustAny(l)},
-		})
-	}
-	rd := &adminv3.RoutesConfigDump{}
-	for _, rc := range r.Routes {
-		rd.DynamicRouteConfigs = append(rd.DynamicRouteConfigs, &adminv3.RoutesConfigDump_DynamicRouteConfig{VersionInfo: version, RouteConfig: mustAny(rc)})
-	}
-	ed := &adminv3.EndpointsConfigDump{}
-	for _, e := range r.Endpoints {
-		ed.DynamicEndpointConfigs = append(ed.DynamicEndpointConfigs, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{VersionInfo: version, EndpointConfig: mustAny(e)})
-	}
-	return &adminv3.ConfigDump{Configs: []*anypb.Any{mustAny(cd), mustAny(ld), mustAny(rd), mustAny(ed)}}
-}
-
-// MarshalJSON renders m as indented protojson (Envoy's /config_dump shape).
-func MarshalJSON(m proto.Message) ([]byte, error) {
-	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return append(out, '\n'), nil
-}
-
-// MarshalYAML renders m as YAML (keys sorted), the form of golden files.
-func MarshalYAML(m proto.Message) ([]byte, error) {
-	js, err := protojson.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return yaml.JSONToYAML(js)
-}
-
-var _ route.RouteConfiguration

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
+	"github.com/chokepoint-xds/chokepoint/configdump"
 	"github.com/chokepoint-xds/chokepoint/inputs"
 	"github.com/chokepoint-xds/chokepoint/sim"
 	"github.com/chokepoint-xds/chokepoint/translate"
@@ -219,7 +220,7 @@ func mustJSON(t testing.TB, m proto.Message) []byte {
 func render(t testing.TB, res *translate.Resources) map[string][]byte {
 	out := map[string][]byte{}
 	add := func(kind string, m proto.Message) {
-		b, err := translate.MarshalYAML(m)
+		b, err := configdump.MarshalYAML(m)
 		require.NoError(t, err)
 		if len(out[kind]) > 0 {
 			out[kind] = append(out[kind], []byte("---\n")...)

@@ -6,12 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"reflect"
@@ -28,6 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/chokepoint-xds/chokepoint/inputs"
+	"github.com/chokepoint-xds/chokepoint/internal/parallel"
 )
 
 // DefaultNamespace is where objects without a namespace land, as with kubectl.
@@ -114,27 +112,14 @@ func (d *Decoder) DecodeStream(data []byte, file string) {
 	// Large streams decode on every core: each document into its own
 	// decoder, merged back in document order so the result is the same.
 	parts := make([]*Decoder, len(docs))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(docs) {
-					return
-				}
-				if blank(docs[i]) {
-					continue
-				}
-				part := NewDecoder()
-				part.DecodeDocument(docs[i], inputs.Source{File: file, Doc: i + 1})
-				parts[i] = part
-			}
-		}()
-	}
-	wg.Wait()
+	parallel.For(len(docs), func(i int) {
+		if blank(docs[i]) {
+			return
+		}
+		part := NewDecoder()
+		part.DecodeDocument(docs[i], inputs.Source{File: file, Doc: i + 1})
+		parts[i] = part
+	})
 	for _, part := range parts {
 		if part != nil {
 			d.merge(part)

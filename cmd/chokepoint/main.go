@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -26,6 +27,12 @@ func usageError(format string, args ...any) error {
 }
 
 func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes the CLI and returns the process exit code: 0 ok, 1 invalid
+// input, 2 usage.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := &cobra.Command{
 		Use:           "chokepoint",
 		Short:         "An xDS control plane that translates Istio egress configuration for stock Envoy",
@@ -34,15 +41,20 @@ func main() {
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError("%v", err) })
 	root.AddCommand(newTranslateCmd(), newVersionCmd())
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	if err := root.Execute(); err != nil {
 		var ee *exitError
 		code := 2 // cobra's own errors are usage errors
 		if errors.As(err, &ee) {
 			code = ee.code
 		}
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(code)
+		fmt.Fprintln(stderr, "error:", err)
+		return code
 	}
+	return 0
 }
 
 func newVersionCmd() *cobra.Command {

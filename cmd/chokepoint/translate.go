@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chokepoint-xds/chokepoint/configdump"
 	"github.com/chokepoint-xds/chokepoint/inputs"
 	"github.com/chokepoint-xds/chokepoint/translate"
 	"github.com/chokepoint-xds/chokepoint/watch"
@@ -100,9 +101,9 @@ translated. Exit status: 0 ok, 1 invalid input, 2 usage.`,
 			}
 			var out []byte
 			if output == "json" {
-				out, err = res.ConfigDumpJSON("")
+				out, err = configdump.JSON(res, "")
 			} else {
-				out, err = translate.MarshalYAML(res.ConfigDump(""))
+				out, err = configdump.MarshalYAML(configdump.Proto(res, ""))
 			}
 			if err != nil {
 				return err

@@ -1,21 +1,22 @@
-package translate
+package configdump
 
 import (
 	"bytes"
-	"runtime"
-	"sync"
-	"sync/atomic"
+	"errors"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/chokepoint-xds/chokepoint/internal/parallel"
+	"github.com/chokepoint-xds/chokepoint/translate"
 )
 
-// ConfigDumpJSON renders ConfigDump(version) as indented JSON, the same
-// document MarshalJSON(r.ConfigDump(version)) gives, but without packing
+// JSON renders Proto(r, version) as indented JSON, the same document
+// MarshalJSON(Proto(r, version)) gives, but without packing
 // every resource into an Any and unpacking it again, and with the resources
 // rendered on every core. It is what `translate -o json` prints.
-func (r *Resources) ConfigDumpJSON(version string) ([]byte, error) {
+func JSON(r *translate.Resources, version string) ([]byte, error) {
 	var msgs []proto.Message
 	for _, c := range r.Clusters {
 		msgs = append(msgs, c)
@@ -97,7 +98,7 @@ type dumpWriter struct {
 	version string
 }
 
-func listenerNames(r *Resources) []string {
+func listenerNames(r *translate.Resources) []string {
 	out := make([]string, len(r.Listeners))
 	for i, l := range r.Listeners {
 		out[i] = l.Name
@@ -114,35 +115,22 @@ func quote(s string) string {
 // first, as inside an Any, on every core.
 func renderAll(msgs []proto.Message) ([][]byte, error) {
 	out := make([][]byte, len(msgs))
-	var next atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
+	errs := make([]error, len(msgs))
 	opts := protojson.MarshalOptions{Multiline: true, Indent: "  "}
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(msgs) {
-					return
-				}
-				b, err := opts.Marshal(msgs[i])
-				if err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				typ := "{\n  \"@type\": \"type.googleapis.com/" + string(msgs[i].ProtoReflect().Descriptor().FullName()) + "\""
-				if len(b) > 2 {
-					out[i] = append([]byte(typ+","), b[1:]...)
-				} else {
-					out[i] = []byte(typ + "\n}")
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err, ok := firstErr.Load().(error); ok {
+	parallel.For(len(msgs), func(i int) {
+		b, err := opts.Marshal(msgs[i])
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		typ := "{\n  \"@type\": \"type.googleapis.com/" + string(msgs[i].ProtoReflect().Descriptor().FullName()) + "\""
+		if len(b) > 2 {
+			out[i] = append([]byte(typ+","), b[1:]...)
+		} else {
+			out[i] = []byte(typ + "\n}")
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return out, nil
