@@ -2,12 +2,15 @@ package translate
 
 import (
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/proto"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
@@ -51,6 +54,9 @@ type service struct {
 	// applies to, built once by the Index.
 	plain map[uint32]plainCluster
 	kind  string // "Kind namespace/name" of the source
+	// endpointsHash covers the Endpoints and EndpointSlices of a Kubernetes
+	// Service.
+	endpointsHash uint64
 }
 
 type svcPort struct {
@@ -218,6 +224,11 @@ type Index struct {
 
 	domainSuffix string
 	problems     []inputs.Problem
+
+	// Content hashes for Fingerprint.
+	meshHash uint64
+	hashMu   sync.Mutex
+	hashes   map[inputs.Object]uint64
 }
 
 func (x *Index) warn(obj inputs.Object, field, format string, args ...any) {
@@ -258,13 +269,24 @@ func NewIndex(in *inputs.Inputs) *Index {
 		byHost: map[string][]*service{}, drByHost: map[string][]*drEntry{},
 		gatewayByKey: map[string]*gwEntry{},
 		domainSuffix: "cluster.local",
+		hashes:       map[inputs.Object]uint64{},
+	}
+	if b, err := (proto.MarshalOptions{Deterministic: true}).Marshal(mesh); err == nil {
+		x.meshHash = fnv64(b)
 	}
 	for _, se := range in.ServiceEntries {
 		x.addServiceEntry(se)
 	}
-	kubeEndpoints := x.indexKubeEndpoints()
+	kubeEndpoints, epSources := x.indexKubeEndpoints()
 	for _, svc := range in.Services {
 		x.addKubeService(svc, kubeEndpoints)
+	}
+	for _, s := range x.services {
+		if s.kube {
+			for _, src := range epSources[kubeEndpointKey{s.namespace, strings.TrimSuffix(s.hostname, "."+s.namespace+".svc."+x.domainSuffix)}] {
+				s.endpointsHash = s.endpointsHash*31 + x.hashOf(src)
+			}
+		}
 	}
 	for _, s := range x.services {
 		s.kind = s.source.KindName()
@@ -447,10 +469,12 @@ func (x *Index) addServiceEntry(se *inputs.ServiceEntry) {
 
 type kubeEndpointKey struct{ ns, name string }
 
-func (x *Index) indexKubeEndpoints() map[kubeEndpointKey][]*svcEndpoint {
+func (x *Index) indexKubeEndpoints() (map[kubeEndpointKey][]*svcEndpoint, map[kubeEndpointKey][]inputs.Object) {
 	out := map[kubeEndpointKey][]*svcEndpoint{}
+	sources := map[kubeEndpointKey][]inputs.Object{}
 	for _, e := range x.in.Endpoints {
 		k := kubeEndpointKey{e.Namespace, e.Name}
+		sources[k] = append(sources[k], e)
 		for _, ss := range e.Subsets {
 			ports := map[string]uint32{}
 			for _, p := range ss.Ports {
@@ -468,6 +492,7 @@ func (x *Index) indexKubeEndpoints() map[kubeEndpointKey][]*svcEndpoint {
 			continue
 		}
 		k := kubeEndpointKey{es.Namespace, name}
+		sources[k] = append(sources[k], es)
 		ports := map[string]uint32{}
 		for _, p := range es.Ports {
 			if p.Port == nil {
@@ -488,7 +513,7 @@ func (x *Index) indexKubeEndpoints() map[kubeEndpointKey][]*svcEndpoint {
 			}
 		}
 	}
-	return out
+	return out, sources
 }
 
 func (x *Index) addKubeService(svc *inputs.Service, eps map[kubeEndpointKey][]*svcEndpoint) {
@@ -827,4 +852,10 @@ func visibleTo(exportTo []string, defaults []string, objNamespace, proxyNamespac
 		}
 	}
 	return false
+}
+
+func fnv64(b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
 }

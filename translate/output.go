@@ -203,3 +203,7 @@ func (r *Resources) Consistency() []string {
 	sort.Strings(out)
 	return out
 }
+
+// ValidateResource runs ValidateAll on one resource and on the messages
+// packed inside it.
+func ValidateResource(m proto.Message) error { return validateDeep(m) }

@@ -1,0 +1,394 @@
+package snapshot
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/chokepoint-xds/chokepoint/inputs"
+	"github.com/chokepoint-xds/chokepoint/internal/parallel"
+	"github.com/chokepoint-xds/chokepoint/translate"
+)
+
+// Manager owns the snapshot cache: it builds one snapshot per proxy class
+// from the current inputs, and rebuilds the classes an input change can
+// affect.
+type Manager struct {
+	log     *zap.Logger
+	cache   cachev3.SnapshotCache
+	metrics *Metrics
+
+	// update serialises input changes.
+	update sync.Mutex
+
+	mu       sync.Mutex
+	index    *translate.Index
+	indexGen uint64
+	classes  map[string]*class
+	inputsAt time.Time
+
+	// built caches translated snapshots by class and index generation, so a
+	// class that comes back (a proxy reconnecting) costs nothing.
+	built *lru.Cache[builtKey, *built]
+	// validated remembers resources (by content hash) that passed
+	// ValidateAll, so an unchanged resource is not validated again.
+	validated *lru.Cache[uint64, struct{}]
+}
+
+type builtKey struct {
+	class string
+	gen   uint64
+}
+
+// class is a set of proxies with the same effective inputs.
+type class struct {
+	key   string
+	proxy translate.Proxy
+
+	// streams counts the connected streams of the class's proxies.
+	streams int
+
+	current *built
+	// err is the last build failure; the class keeps serving current.
+	err     error
+	errAt   time.Time
+	setAt   time.Time
+	buildMu sync.Mutex
+}
+
+// built is one translation of a class, ready to serve.
+type built struct {
+	gen          uint64
+	fingerprint  uint64
+	res          *translate.Resources
+	snap         *cachev3.Snapshot
+	version      string
+	typeVersions map[string]string
+}
+
+// NewManager returns a manager with an ADS snapshot cache keyed by proxy class.
+func NewManager(log *zap.Logger, metrics *Metrics) *Manager {
+	m := &Manager{log: log, metrics: metrics, classes: map[string]*class{}}
+	m.cache = cachev3.NewSnapshotCache(true, classHash{}, zapLogger{log.Named("cache")})
+	m.built, _ = lru.New[builtKey, *built](256)
+	m.validated, _ = lru.New[uint64, struct{}](1 << 18)
+	return m
+}
+
+// Cache is the snapshot cache to serve from.
+func (m *Manager) Cache() cachev3.SnapshotCache { return m.cache }
+
+// classHash maps a node to its proxy class; nodes whose identity cannot be
+// parsed map to their raw ID and get nothing (the callbacks reject them
+// before a watch is created).
+type classHash struct{}
+
+func (classHash) ID(n *core.Node) string {
+	p, err := ProxyFromNode(n)
+	if err != nil {
+		return "invalid:" + n.GetId()
+	}
+	return p.ClassKey()
+}
+
+// Ready reports whether inputs have been loaded.
+func (m *Manager) Ready() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.index != nil
+}
+
+// Index returns the current index (nil before the first inputs).
+func (m *Manager) Index() *translate.Index {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.index
+}
+
+// SetInputs makes in the current inputs and rebuilds every class whose
+// fingerprint changed. Classes without connected proxies are dropped.
+func (m *Manager) SetInputs(in *inputs.Inputs) { m.SetIndex(translate.NewIndex(in)) }
+
+// SetIndex is SetInputs for an index already built from the inputs.
+func (m *Manager) SetIndex(idx *translate.Index) {
+	m.update.Lock()
+	defer m.update.Unlock()
+	start := time.Now()
+	m.mu.Lock()
+	m.index = idx
+	m.indexGen++
+	gen := m.indexGen
+	m.inputsAt = time.Now()
+	var work []*class
+	for k, c := range m.classes {
+		if c.streams == 0 {
+			delete(m.classes, k)
+			m.cache.ClearSnapshot(k)
+			continue
+		}
+		work = append(work, c)
+	}
+	m.metrics.Classes.Set(float64(len(m.classes)))
+	m.mu.Unlock()
+	counts := map[inputs.Severity]int{}
+	for _, p := range idx.Problems() {
+		counts[p.Severity]++
+	}
+	m.metrics.ConfigProblems.WithLabelValues(string(inputs.SeverityError)).Set(float64(counts[inputs.SeverityError]))
+	m.metrics.ConfigProblems.WithLabelValues(string(inputs.SeverityWarning)).Set(float64(counts[inputs.SeverityWarning]))
+
+	var changed, unchanged int
+	var cmu sync.Mutex
+	parallel.For(len(work), func(i int) {
+		did := m.rebuild(work[i], idx, gen)
+		cmu.Lock()
+		if did {
+			changed++
+		} else {
+			unchanged++
+		}
+		cmu.Unlock()
+	})
+	m.log.Info("inputs applied", zap.Uint64("generation", gen), zap.Int("classes_pushed", changed),
+		zap.Int("classes_unchanged", unchanged), zap.Int("errors", counts[inputs.SeverityError]),
+		zap.Int("warnings", counts[inputs.SeverityWarning]), zap.Duration("took", time.Since(start)))
+}
+
+// Attach registers a stream of the proxy behind node and makes sure its
+// class has a snapshot before the stream's first watch is created.
+func (m *Manager) Attach(node *core.Node) (translate.Proxy, string, error) {
+	p, err := ProxyFromNode(node)
+	if err != nil {
+		return p, "", err
+	}
+	key := p.ClassKey()
+	m.mu.Lock()
+	c, ok := m.classes[key]
+	if !ok {
+		c = &class{key: key, proxy: p}
+		m.classes[key] = c
+		m.metrics.Classes.Set(float64(len(m.classes)))
+	}
+	c.streams++
+	idx, gen := m.index, m.indexGen
+	m.mu.Unlock()
+	if idx != nil {
+		m.ensure(c, idx, gen)
+	}
+	return p, key, nil
+}
+
+// Detach unregisters a stream of class key.
+func (m *Manager) Detach(key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.classes[key]; ok && c.streams > 0 {
+		c.streams--
+	}
+}
+
+// ensure builds c for gen unless it already has it.
+func (m *Manager) ensure(c *class, idx *translate.Index, gen uint64) {
+	c.buildMu.Lock()
+	have := c.current != nil && c.current.gen >= gen
+	c.buildMu.Unlock()
+	if !have {
+		m.rebuild(c, idx, gen)
+	}
+}
+
+// rebuild translates c against idx and sets its snapshot when the content
+// changed. It reports whether a new snapshot was set.
+func (m *Manager) rebuild(c *class, idx *translate.Index, gen uint64) bool {
+	c.buildMu.Lock()
+	defer c.buildMu.Unlock()
+	if c.current != nil && c.current.gen >= gen {
+		return false
+	}
+	start := time.Now()
+	fp := idx.Fingerprint(c.proxy)
+	if c.current != nil && c.current.fingerprint == fp {
+		// Nothing this class reads changed: same resources, no push.
+		c.current.gen = gen
+		m.metrics.Builds.WithLabelValues("unchanged").Inc()
+		return false
+	}
+	b, ok := m.built.Get(builtKey{c.key, gen})
+	if !ok {
+		var err error
+		b, err = m.build(c, idx, gen, fp)
+		if err != nil {
+			c.err, c.errAt = err, time.Now()
+			m.metrics.Builds.WithLabelValues("failed").Inc()
+			m.log.Error("snapshot build failed: keeping the last good snapshot",
+				zap.String("class", c.key), zap.Uint64("generation", gen), zap.Error(err))
+			return false
+		}
+		m.built.Add(builtKey{c.key, gen}, b)
+	}
+	c.err = nil
+	if c.current != nil && c.current.version == b.version {
+		c.current = b
+		m.metrics.Builds.WithLabelValues("unchanged").Inc()
+		return false
+	}
+	if err := m.cache.SetSnapshot(context.Background(), c.key, b.snap); err != nil {
+		c.err, c.errAt = err, time.Now()
+		m.metrics.Builds.WithLabelValues("failed").Inc()
+		m.log.Error("setting snapshot", zap.String("class", c.key), zap.Error(err))
+		return false
+	}
+	c.current, c.setAt = b, time.Now()
+	m.metrics.Builds.WithLabelValues("ok").Inc()
+	m.metrics.BuildSeconds.Observe(time.Since(start).Seconds())
+	m.log.Info("snapshot set", zap.String("class", c.key), zap.String("version", b.version),
+		zap.Int("clusters", len(b.res.Clusters)), zap.Int("listeners", len(b.res.Listeners)),
+		zap.Int("routes", len(b.res.Routes)), zap.Duration("took", time.Since(start)))
+	return true
+}
+
+var typeURLs = map[types.ResponseType]string{
+	types.Cluster:  "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+	types.Listener: "type.googleapis.com/envoy.config.listener.v3.Listener",
+	types.Route:    "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+	types.Endpoint: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+}
+
+// build translates, hashes, validates and checks one class.
+func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built, error) {
+	res := idx.Translate(c.proxy)
+	b := &built{gen: gen, fingerprint: fp, res: res, snap: &cachev3.Snapshot{}, typeVersions: map[string]string{}}
+	groups := map[types.ResponseType][]proto.Message{}
+	for _, r := range res.Clusters {
+		groups[types.Cluster] = append(groups[types.Cluster], r)
+	}
+	for _, r := range res.Listeners {
+		groups[types.Listener] = append(groups[types.Listener], r)
+	}
+	for _, r := range res.Routes {
+		groups[types.Route] = append(groups[types.Route], r)
+	}
+	for _, r := range res.Endpoints {
+		groups[types.Endpoint] = append(groups[types.Endpoint], r)
+	}
+	all := fnv.New64a()
+	var errs []error
+	for _, typ := range []types.ResponseType{types.Cluster, types.Endpoint, types.Listener, types.Route} {
+		msgs := groups[typ]
+		h := fnv.New64a()
+		items := make(map[string]types.ResourceWithTTL, len(msgs))
+		for _, msg := range msgs {
+			raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+			if err != nil {
+				return nil, fmt.Errorf("marshalling %s: %w", cachev3.GetResourceName(msg), err)
+			}
+			rh := fnv64(raw)
+			if _, ok := m.validated.Get(rh); !ok {
+				if err := translate.ValidateResource(msg); err != nil {
+					errs = append(errs, fmt.Errorf("%s %q: %w", typeName(typ), cachev3.GetResourceName(msg), err))
+					continue
+				}
+				m.validated.Add(rh, struct{}{})
+			}
+			name := cachev3.GetResourceName(msg)
+			h.Write([]byte(name))
+			var buf [8]byte
+			binary.LittleEndian.PutUint64(buf[:], rh)
+			h.Write(buf[:])
+			items[name] = types.ResourceWithTTL{Resource: msg}
+		}
+		v := strconv.FormatUint(h.Sum64(), 16)
+		b.snap.Resources[typ] = cachev3.Resources{Version: v, Items: items}
+		b.typeVersions[typeURLs[typ]] = v
+		all.Write([]byte(v))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("generated config failed validation: %w", errors.Join(errs...))
+	}
+	if err := b.snap.Consistent(); err != nil {
+		return nil, fmt.Errorf("inconsistent snapshot: %w", err)
+	}
+	b.version = strconv.FormatUint(all.Sum64(), 16)
+	return b, nil
+}
+
+func typeName(t types.ResponseType) string {
+	switch t {
+	case types.Cluster:
+		return "cluster"
+	case types.Listener:
+		return "listener"
+	case types.Route:
+		return "route"
+	case types.Endpoint:
+		return "endpoints"
+	}
+	return "resource"
+}
+
+func fnv64(b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
+}
+
+// ClassView is what the admin endpoints show of a class.
+type ClassView struct {
+	Key          string
+	Proxy        translate.Proxy
+	Streams      int
+	Version      string
+	TypeVersions map[string]string
+	Resources    *translate.Resources
+	Error        string
+	SetAt        time.Time
+}
+
+// Classes lists the classes, sorted by key.
+func (m *Manager) Classes() []ClassView {
+	m.mu.Lock()
+	cs := make([]*class, 0, len(m.classes))
+	for _, c := range m.classes {
+		cs = append(cs, c)
+	}
+	m.mu.Unlock()
+	out := make([]ClassView, 0, len(cs))
+	for _, c := range cs {
+		c.buildMu.Lock()
+		v := ClassView{Key: c.key, Proxy: c.proxy, SetAt: c.setAt}
+		if c.current != nil {
+			v.Version, v.TypeVersions, v.Resources = c.current.version, c.current.typeVersions, c.current.res
+		}
+		if c.err != nil {
+			v.Error = c.err.Error()
+		}
+		c.buildMu.Unlock()
+		m.mu.Lock()
+		v.Streams = c.streams
+		m.mu.Unlock()
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// zapLogger adapts zap to go-control-plane's logger.
+type zapLogger struct{ l *zap.Logger }
+
+func (z zapLogger) Debugf(f string, a ...any) { z.l.Sugar().Debugf(f, a...) }
+func (z zapLogger) Infof(f string, a ...any)  { z.l.Sugar().Debugf(f, a...) }
+func (z zapLogger) Warnf(f string, a ...any)  { z.l.Sugar().Warnf(f, a...) }
+func (z zapLogger) Errorf(f string, a ...any) { z.l.Sugar().Errorf(f, a...) }
