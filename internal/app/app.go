@@ -1,0 +1,299 @@
+// Package app wires the sources, the snapshot manager and the servers into
+// one running control plane; cmd/chokepoint serve and the end-to-end tests
+// both run it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/chokepoint-xds/chokepoint/configdump"
+	"github.com/chokepoint-xds/chokepoint/inputs"
+	"github.com/chokepoint-xds/chokepoint/server"
+	"github.com/chokepoint-xds/chokepoint/snapshot"
+	"github.com/chokepoint-xds/chokepoint/translate"
+	"github.com/chokepoint-xds/chokepoint/watch"
+)
+
+// Options configure a control plane.
+type Options struct {
+	Files        []string
+	Mesh         string
+	XDSAddress   string
+	AdminAddress string
+	TLS          *server.TLSConfig
+	Holdoff      time.Duration
+	MaxHoldoff   time.Duration
+	Drain        time.Duration
+	Log          *zap.Logger
+}
+
+// App is a running control plane.
+type App struct {
+	opts    Options
+	log     *zap.Logger
+	Manager *snapshot.Manager
+	Status  *snapshot.Status
+	Metrics *snapshot.Metrics
+	source  *watch.FileSource
+	grpc    *grpc.Server
+	admin   *http.Server
+	xdsLis  net.Listener
+	adm     net.Listener
+
+	checked struct {
+		sync.Mutex
+		in  *inputs.Inputs
+		idx *translate.Index
+	}
+	cur struct {
+		sync.Mutex
+		in *inputs.Inputs
+	}
+}
+
+// New loads the inputs, builds the first index and opens the listeners.
+// The error is for what makes serving impossible (a missing path, a port in
+// use, a bad TLS file).
+func New(ctx context.Context, o Options) (*App, error) {
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Drain == 0 {
+		o.Drain = 5 * time.Second
+	}
+	a := &App{opts: o, log: o.Log}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.Metrics = snapshot.NewMetrics(reg)
+	a.Manager = snapshot.NewManager(o.Log.Named("snapshot"), a.Metrics)
+	a.Status = snapshot.NewStatus(a.Manager, o.Log.Named("xds"))
+	// The source checks inputs with the translator's own validation; the
+	// index it builds for that is reused when the inputs are applied.
+	a.source = &watch.FileSource{
+		Paths: o.Files, MeshFile: o.Mesh, Holdoff: o.Holdoff, MaxHoldoff: o.MaxHoldoff, Log: o.Log.Named("watch"),
+		Check: func(in *inputs.Inputs) []inputs.Problem {
+			idx := translate.NewIndex(in)
+			a.checked.Lock()
+			a.checked.in, a.checked.idx = in, idx
+			a.checked.Unlock()
+			return idx.Problems()
+		},
+	}
+	in, err := a.source.Load()
+	if err != nil {
+		return nil, err
+	}
+	a.apply(in)
+
+	a.grpc, err = server.NewXDS(ctx, a.Manager.Cache(), a.Status, server.XDSOptions{TLS: o.TLS})
+	if err != nil {
+		return nil, err
+	}
+	if a.xdsLis, err = net.Listen("tcp", o.XDSAddress); err != nil {
+		return nil, fmt.Errorf("xDS listen: %w", err)
+	}
+	if a.adm, err = net.Listen("tcp", o.AdminAddress); err != nil {
+		a.xdsLis.Close()
+		return nil, fmt.Errorf("admin listen: %w", err)
+	}
+	admin := server.NewAdmin(a.Manager.Ready, reg)
+	a.registerDebug(admin)
+	a.admin = &http.Server{Handler: admin.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	return a, nil
+}
+
+// XDSAddr and AdminAddr are the listening addresses.
+func (a *App) XDSAddr() string   { return a.xdsLis.Addr().String() }
+func (a *App) AdminAddr() string { return a.adm.Addr().String() }
+
+// Reload reads the files now, as a change event would.
+func (a *App) Reload() error {
+	in, err := a.source.Load()
+	if err != nil {
+		return err
+	}
+	a.apply(in)
+	return nil
+}
+
+func (a *App) apply(in *inputs.Inputs) {
+	a.checked.Lock()
+	idx := a.checked.idx
+	if a.checked.in != in {
+		idx = translate.NewIndex(in)
+	}
+	a.checked.in, a.checked.idx = nil, nil
+	a.checked.Unlock()
+	errs := 0
+	for _, p := range idx.Problems() {
+		if p.Severity == inputs.SeverityError {
+			errs++
+			a.log.Warn("config error", zap.String("source", p.Source.String()), zap.String("object", p.Object),
+				zap.String("field", p.Field), zap.String("error", p.Message))
+		} else {
+			a.log.Debug("config warning", zap.String("source", p.Source.String()), zap.String("object", p.Object),
+				zap.String("field", p.Field), zap.String("warning", p.Message))
+		}
+	}
+	result := "ok"
+	if errs > 0 {
+		result = "errors"
+	}
+	a.Metrics.InputLoads.WithLabelValues(result).Inc()
+	a.cur.Lock()
+	a.cur.in = in
+	a.cur.Unlock()
+	a.Manager.SetIndex(idx)
+}
+
+// Run serves until ctx is done, then stops accepting streams, lets open
+// ones drain for Options.Drain, and returns nil.
+func (a *App) Run(ctx context.Context) error {
+	errc := make(chan error, 3)
+	go func() { errc <- a.grpc.Serve(a.xdsLis) }()
+	go func() {
+		if err := a.admin.Serve(a.adm); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	go func() {
+		if err := a.source.Run(ctx, a.apply); err != nil {
+			errc <- fmt.Errorf("watching files: %w", err)
+		}
+	}()
+	a.log.Info("serving", zap.String("xds", a.XDSAddr()), zap.String("admin", a.AdminAddr()),
+		zap.Strings("files", a.opts.Files), zap.Bool("tls", a.opts.TLS != nil))
+	select {
+	case <-ctx.Done():
+		a.log.Info("shutting down: no new streams, draining open ones", zap.Duration("drain", a.opts.Drain))
+	case err := <-errc:
+		a.log.Error("server failed", zap.Error(err))
+		a.grpc.Stop()
+		a.admin.Close()
+		return err
+	}
+	done := make(chan struct{})
+	go func() { a.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(a.opts.Drain):
+		a.grpc.Stop()
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = a.admin.Shutdown(shutdownCtx)
+	a.log.Info("stopped")
+	return nil
+}
+
+// registerDebug adds the Istio-aware debug endpoints.
+func (a *App) registerDebug(admin *server.Admin) {
+	mgr, status := a.Manager, a.Status
+	current := func() *inputs.Inputs { a.cur.Lock(); defer a.cur.Unlock(); return a.cur.in }
+	admin.Handle("/debug/syncz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		server.WriteJSON(w, status.Sync())
+	}))
+	admin.Handle("/debug/classes", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		type row struct {
+			Class        string            `json:"class"`
+			Type         string            `json:"type"`
+			Namespace    string            `json:"namespace"`
+			Labels       map[string]string `json:"labels,omitempty"`
+			Streams      int               `json:"streams"`
+			Version      string            `json:"version"`
+			TypeVersions map[string]string `json:"type_versions,omitempty"`
+			Error        string            `json:"error,omitempty"`
+			Problems     []inputs.Problem  `json:"problems,omitempty"`
+		}
+		var out []row
+		for _, c := range mgr.Classes() {
+			r := row{Class: c.Key, Type: string(c.Proxy.Type), Namespace: c.Proxy.Namespace, Labels: c.Proxy.Labels,
+				Streams: c.Streams, Version: c.Version, TypeVersions: c.TypeVersions, Error: c.Error}
+			if c.Resources != nil {
+				r.Problems = c.Resources.Problems
+			}
+			out = append(out, r)
+		}
+		server.WriteJSON(w, out)
+	}))
+	admin.Handle("/debug/config_dump", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("proxyID")
+		if id == "" {
+			http.Error(w, "proxyID=POD.NAMESPACE is required (see /debug/syncz for connected proxies)", http.StatusBadRequest)
+			return
+		}
+		class, ok := status.ProxyClass(id)
+		if !ok {
+			http.Error(w, fmt.Sprintf("proxy %q is not connected (see /debug/syncz)", id), http.StatusNotFound)
+			return
+		}
+		for _, c := range mgr.Classes() {
+			if c.Key != class || c.Resources == nil {
+				continue
+			}
+			b, err := configdump.JSON(c.Resources, c.Version)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(b)
+			return
+		}
+		http.Error(w, fmt.Sprintf("proxy %q has no config yet", id), http.StatusServiceUnavailable)
+	}))
+	admin.Handle("/debug/inputs", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		in := current()
+		if in == nil {
+			http.Error(w, "no inputs loaded yet", http.StatusServiceUnavailable)
+			return
+		}
+		type object struct {
+			Kind      string        `json:"kind"`
+			Namespace string        `json:"namespace,omitempty"`
+			Name      string        `json:"name"`
+			Source    inputs.Source `json:"source"`
+		}
+		var objs []object
+		for _, o := range in.Objects() {
+			kn := o.KindName()
+			kind := kn[:len(kn)-len(o.GetNamespace())-len(o.GetName())-2]
+			if o.GetNamespace() == "" {
+				kind = kn[:len(kn)-len(o.GetName())-1]
+			}
+			objs = append(objs, object{Kind: kind, Namespace: o.GetNamespace(), Name: o.GetName(), Source: o.GetSource()})
+		}
+		sort.SliceStable(objs, func(i, j int) bool {
+			a, b := objs[i], objs[j]
+			if a.Kind != b.Kind {
+				return a.Kind < b.Kind
+			}
+			if a.Namespace != b.Namespace {
+				return a.Namespace < b.Namespace
+			}
+			return a.Name < b.Name
+		})
+		var problems []inputs.Problem
+		if idx := mgr.Index(); idx != nil {
+			problems = idx.Problems()
+		}
+		server.WriteJSON(w, map[string]any{
+			"objects":                 objs,
+			"problems":                problems,
+			"mesh_source":             in.MeshSource,
+			"outbound_traffic_policy": in.Mesh.GetOutboundTrafficPolicy().GetMode().String(),
+		})
+	}))
+}
