@@ -1,5 +1,5 @@
 # chokepoint: two commands on a fresh machine.
-#   make run   translate the embedded example for its sidecar and egress gateway
+#   make run   serve the embedded example (xDS :15010, admin 127.0.0.1:15014)
 #   make test  run every test
 
 GO ?= go
@@ -11,12 +11,16 @@ EXAMPLE := examples/httpbin-passthrough
 SIDECAR := sidecar~10.244.2.7~sleep-6d8f.mesh-test~mesh-test.svc.cluster.local
 GATEWAY := router~10.244.1.20~istio-egressgateway-7c9d.istio-system~istio-system.svc.cluster.local
 
-.PHONY: build run test bench fuzz golden vet
+.PHONY: build run translate-example test bench fuzz golden load
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/chokepoint
 
 run: build
+	$(BIN) serve -f $(EXAMPLE)
+
+# The translation alone, for the example's two proxies.
+translate-example: build
 	@echo "== sidecar $(SIDECAR)"
 	$(BIN) translate -f $(EXAMPLE) --node '$(SIDECAR)' --labels app=sleep -o yaml
 	@echo "== egress gateway $(GATEWAY)"
@@ -28,6 +32,10 @@ test:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./translate
+
+# 1,000 ADS clients in 20 proxy classes on 5,000 ServiceEntries (see test/load).
+load:
+	$(GO) run ./test/load
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzTranslate -fuzztime 60s ./translate
