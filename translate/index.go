@@ -706,6 +706,15 @@ func (x *Index) addVirtualService(vs *inputs.VirtualService) {
 				return
 			}
 		}
+		if r.Fault != nil {
+			x.warn(vs, field+".fault", "fault injection is not translated yet: the rule routes without it")
+		}
+		if r.Mirror != nil || len(r.Mirrors) > 0 {
+			x.warn(vs, field+".mirror", "traffic mirroring is not translated yet: the rule routes without it")
+		}
+		if r.CorsPolicy != nil {
+			x.warn(vs, field+".corsPolicy", "CORS policies are not translated yet: the rule routes without it")
+		}
 	}
 	x.virtualServices = append(x.virtualServices, e)
 }
