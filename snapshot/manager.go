@@ -46,6 +46,11 @@ type Manager struct {
 	// validated remembers resources (by content hash) that passed
 	// ValidateAll, so an unchanged resource is not validated again.
 	validated *lru.Cache[uint64, struct{}]
+
+	// raw caches wire bytes by resource for the current index generation.
+	rawMu  sync.Mutex
+	rawGen uint64
+	raw    map[proto.Message][]byte
 }
 
 type builtKey struct {
@@ -285,13 +290,16 @@ func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built,
 		groups[types.Endpoint] = append(groups[types.Endpoint], r)
 	}
 	all := fnv.New64a()
+	rawByType := map[types.ResponseType]map[string][]byte{}
 	var errs []error
 	for _, typ := range []types.ResponseType{types.Cluster, types.Endpoint, types.Listener, types.Route} {
 		msgs := groups[typ]
+		raws := make(map[string][]byte, len(msgs))
+		rawByType[typ] = raws
 		h := fnv.New64a()
 		items := make(map[string]types.ResourceWithTTL, len(msgs))
 		for _, msg := range msgs {
-			raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+			raw, err := m.marshal(msg, gen)
 			if err != nil {
 				return nil, fmt.Errorf("marshalling %s: %w", cachev3.GetResourceName(msg), err)
 			}
@@ -309,6 +317,7 @@ func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built,
 			binary.LittleEndian.PutUint64(buf[:], rh)
 			h.Write(buf[:])
 			items[name] = types.ResourceWithTTL{Resource: msg}
+			raws[name] = raw
 		}
 		v := strconv.FormatUint(h.Sum64(), 16)
 		b.snap.Resources[typ] = cachev3.Resources{Version: v, Items: items}
@@ -321,8 +330,40 @@ func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built,
 	if err := b.snap.Consistent(); err != nil {
 		return nil, fmt.Errorf("inconsistent snapshot: %w", err)
 	}
+	// Checked on the real messages; served premarshaled, so every stream
+	// shares the bytes.
+	for typ, raws := range rawByType {
+		items := b.snap.Resources[typ].Items
+		for name, it := range items {
+			items[name] = types.ResourceWithTTL{Resource: newPremarshaled(it.Resource, name, raws[name])}
+		}
+	}
 	b.version = strconv.FormatUint(all.Sum64(), 16)
 	return b, nil
+}
+
+// marshal encodes a resource deterministically, once per index generation
+// for resources shared by several classes (clusters the index built once).
+func (m *Manager) marshal(msg proto.Message, gen uint64) ([]byte, error) {
+	m.rawMu.Lock()
+	if m.rawGen != gen {
+		m.rawGen, m.raw = gen, map[proto.Message][]byte{}
+	}
+	raw, ok := m.raw[msg]
+	m.rawMu.Unlock()
+	if ok {
+		return raw, nil
+	}
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	m.rawMu.Lock()
+	if m.rawGen == gen {
+		m.raw[msg] = raw
+	}
+	m.rawMu.Unlock()
+	return raw, nil
 }
 
 func typeName(t types.ResponseType) string {

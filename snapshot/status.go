@@ -81,19 +81,19 @@ func (s *Status) close(id int64) {
 }
 
 // request handles one request: identify the proxy on the first one, then
-// record ACKs and NACKs.
-func (s *Status) request(id int64, node *core.Node, typeURL, version, nonce string, errDetail *rpcstatus.Status) error {
+// record ACKs and NACKs. For a NACK it returns the rejected version.
+func (s *Status) request(id int64, node *core.Node, typeURL, version, nonce string, errDetail *rpcstatus.Status) (string, error) {
 	s.mu.Lock()
 	st, ok := s.streams[id]
 	s.mu.Unlock()
 	if !ok {
-		return nil
+		return "", nil
 	}
 	if !st.attached {
 		p, class, err := s.m.Attach(node)
 		if err != nil {
 			s.log.Warn("rejecting stream: bad node identity", zap.Int64("stream", id), zap.String("node", node.GetId()), zap.Error(err))
-			return status.Errorf(codes.InvalidArgument, "chokepoint: %v", err)
+			return "", status.Errorf(codes.InvalidArgument, "chokepoint: %v", err)
 		}
 		s.mu.Lock()
 		st.node, st.proxy, st.class, st.attached = node.GetId(), p, class, true
@@ -103,7 +103,7 @@ func (s *Status) request(id int64, node *core.Node, typeURL, version, nonce stri
 			zap.String("class", class), zap.Bool("delta", st.delta), zap.Int64("stream", id))
 	}
 	if nonce == "" {
-		return nil
+		return "", nil
 	}
 	s.mu.Lock()
 	ts := st.type_(typeURL)
@@ -119,7 +119,7 @@ func (s *Status) request(id int64, node *core.Node, typeURL, version, nonce stri
 		s.m.metrics.Rejects.WithLabelValues(short).Inc()
 		s.log.Warn("proxy rejected config (NACK)", zap.String("proxy", st.proxy.ID), zap.String("type", short),
 			zap.String("version", n.Version), zap.String("error", n.Error))
-		return nil
+		return n.Version, nil
 	}
 	acked := version
 	if v, ok := ts.pending[nonce]; ok {
@@ -133,7 +133,7 @@ func (s *Status) request(id int64, node *core.Node, typeURL, version, nonce stri
 	}
 	delete(ts.pending, nonce)
 	s.mu.Unlock()
-	return nil
+	return "", nil
 }
 
 func (s *Status) response(id int64, typeURL, version, nonce string) {
@@ -184,7 +184,16 @@ func (s *Status) OnStreamOpen(_ context.Context, id int64, _ string) error {
 }
 func (s *Status) OnStreamClosed(id int64, _ *core.Node) { s.close(id) }
 func (s *Status) OnStreamRequest(id int64, r *discovery.DiscoveryRequest) error {
-	return s.request(id, r.GetNode(), r.GetTypeUrl(), r.GetVersionInfo(), r.GetResponseNonce(), r.GetErrorDetail())
+	rejected, err := s.request(id, r.GetNode(), r.GetTypeUrl(), r.GetVersionInfo(), r.GetResponseNonce(), r.GetErrorDetail())
+	if rejected != "" {
+		// A NACK carries the last accepted version, so the snapshot cache
+		// would answer it at once with the rejected config again, and the
+		// proxy would reject it again, in a loop. Like istiod, hold the
+		// watch instead: the cache answers when the class's snapshot
+		// moves past the rejected version (at once if it already has).
+		r.VersionInfo = rejected
+	}
+	return err
 }
 func (s *Status) OnStreamResponse(_ context.Context, id int64, _ *discovery.DiscoveryRequest, r *discovery.DiscoveryResponse) {
 	s.response(id, r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce())
@@ -195,7 +204,8 @@ func (s *Status) OnDeltaStreamOpen(_ context.Context, id int64, _ string) error 
 }
 func (s *Status) OnDeltaStreamClosed(id int64, _ *core.Node) { s.close(id) }
 func (s *Status) OnStreamDeltaRequest(id int64, r *discovery.DeltaDiscoveryRequest) error {
-	return s.request(id, r.GetNode(), r.GetTypeUrl(), "", r.GetResponseNonce(), r.GetErrorDetail())
+	_, err := s.request(id, r.GetNode(), r.GetTypeUrl(), "", r.GetResponseNonce(), r.GetErrorDetail())
+	return err
 }
 func (s *Status) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, r *discovery.DeltaDiscoveryResponse) {
 	s.response(id, r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce())
