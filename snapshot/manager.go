@@ -27,8 +27,11 @@ import (
 // from the current inputs, and rebuilds the classes an input change can
 // affect.
 type Manager struct {
-	log     *zap.Logger
+	log *zap.Logger
+	// cache serves Delta; sotw serves State-of-the-World from shared
+	// prebuilt responses and hands Delta watches to cache.
 	cache   cachev3.SnapshotCache
+	sotw    *sotwCache
 	metrics *Metrics
 
 	// update serialises input changes.
@@ -82,19 +85,21 @@ type built struct {
 	snap         *cachev3.Snapshot
 	version      string
 	typeVersions map[string]string
+	sotw         map[string]*typeResponse
 }
 
 // NewManager returns a manager with an ADS snapshot cache keyed by proxy class.
 func NewManager(log *zap.Logger, metrics *Metrics) *Manager {
 	m := &Manager{log: log, metrics: metrics, classes: map[string]*class{}}
 	m.cache = cachev3.NewSnapshotCache(true, classHash{}, zapLogger{log.Named("cache")})
+	m.sotw = newSotwCache(m.cache)
 	m.built, _ = lru.New[builtKey, *built](256)
 	m.validated, _ = lru.New[uint64, struct{}](1 << 18)
 	return m
 }
 
-// Cache is the snapshot cache to serve from.
-func (m *Manager) Cache() cachev3.SnapshotCache { return m.cache }
+// Cache is what the xDS server serves from.
+func (m *Manager) Cache() cachev3.Cache { return m.sotw }
 
 // classHash maps a node to its proxy class; nodes whose identity cannot be
 // parsed map to their raw ID and get nothing (the callbacks reject them
@@ -142,6 +147,7 @@ func (m *Manager) SetIndex(idx *translate.Index) {
 		if c.streams == 0 {
 			delete(m.classes, k)
 			m.cache.ClearSnapshot(k)
+			m.sotw.clear(k)
 			continue
 		}
 		work = append(work, c)
@@ -256,6 +262,7 @@ func (m *Manager) rebuild(c *class, idx *translate.Index, gen uint64) bool {
 		m.log.Error("setting snapshot", zap.String("class", c.key), zap.Error(err))
 		return false
 	}
+	m.sotw.set(c.key, b.sotw)
 	c.current, c.setAt = b, time.Now()
 	m.metrics.Builds.WithLabelValues("ok").Inc()
 	m.metrics.BuildSeconds.Observe(time.Since(start).Seconds())
@@ -275,7 +282,7 @@ var typeURLs = map[types.ResponseType]string{
 // build translates, hashes, validates and checks one class.
 func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built, error) {
 	res := idx.Translate(c.proxy)
-	b := &built{gen: gen, fingerprint: fp, res: res, snap: &cachev3.Snapshot{}, typeVersions: map[string]string{}}
+	b := &built{gen: gen, fingerprint: fp, res: res, snap: &cachev3.Snapshot{}, typeVersions: map[string]string{}, sotw: map[string]*typeResponse{}}
 	groups := map[types.ResponseType][]proto.Message{}
 	for _, r := range res.Clusters {
 		groups[types.Cluster] = append(groups[types.Cluster], r)
@@ -334,9 +341,13 @@ func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built,
 	// shares the bytes.
 	for typ, raws := range rawByType {
 		items := b.snap.Resources[typ].Items
+		names := make([]string, 0, len(items))
 		for name, it := range items {
 			items[name] = types.ResourceWithTTL{Resource: newPremarshaled(it.Resource, name, raws[name])}
+			names = append(names, name)
 		}
+		url := typeURLs[typ]
+		b.sotw[url] = newTypeResponse(url, b.snap.Resources[typ].Version, names, raws)
 	}
 	b.version = strconv.FormatUint(all.Sum64(), 16)
 	return b, nil

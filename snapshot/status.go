@@ -23,6 +23,11 @@ import (
 type Status struct {
 	m   *Manager
 	log *zap.Logger
+	// tokens bounds the streams with responses in flight (sent, not yet
+	// ACKed or NACKed), as istiod's push throttle: a push to a thousand
+	// proxies is written a bounded number of streams at a time, so the
+	// memory held in send buffers stays bounded.
+	tokens chan struct{}
 
 	mu      sync.Mutex
 	streams map[int64]*stream
@@ -38,6 +43,10 @@ type stream struct {
 	// attached is set once the stream's node is known and accepted.
 	attached bool
 	types    map[string]*typeStatus
+	// token is held while responses are in flight (nonces in inflight).
+	token    bool
+	tokenGen int
+	inflight map[string]bool
 }
 
 type typeStatus struct {
@@ -57,9 +66,55 @@ type Nack struct {
 	Time    time.Time `json:"time"`
 }
 
-// NewStatus returns the callbacks and records for m.
-func NewStatus(m *Manager, log *zap.Logger) *Status {
-	return &Status{m: m, log: log, streams: map[int64]*stream{}}
+// DefaultMaxInflight is how many streams may have responses in flight at
+// once.
+const DefaultMaxInflight = 100
+
+// tokenTimeout frees the token of a proxy that does not answer.
+const tokenTimeout = 30 * time.Second
+
+// NewStatus returns the callbacks and records for m; at most maxInflight
+// streams have unacknowledged responses at a time (DefaultMaxInflight if 0).
+func NewStatus(m *Manager, log *zap.Logger, maxInflight int) *Status {
+	if maxInflight <= 0 {
+		maxInflight = DefaultMaxInflight
+	}
+	return &Status{m: m, log: log, streams: map[int64]*stream{}, tokens: make(chan struct{}, maxInflight)}
+}
+
+// acquire takes a token for st unless it holds one. It blocks only a stream
+// with nothing in flight, so holders can always read their ACKs and free
+// theirs.
+func (s *Status) acquire(st *stream) {
+	s.mu.Lock()
+	if st.token {
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.tokens <- struct{}{}
+	s.mu.Lock()
+	st.token = true
+	st.tokenGen++
+	gen := st.tokenGen
+	s.mu.Unlock()
+	time.AfterFunc(tokenTimeout, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if st.token && st.tokenGen == gen {
+			s.releaseLocked(st)
+		}
+	})
+}
+
+// releaseLocked frees st's token; s.mu is held.
+func (s *Status) releaseLocked(st *stream) {
+	if !st.token {
+		return
+	}
+	st.token = false
+	st.inflight = nil
+	<-s.tokens
 }
 
 func (s *Status) open(id int64, delta bool) {
@@ -72,6 +127,9 @@ func (s *Status) close(id int64) {
 	s.mu.Lock()
 	st, ok := s.streams[id]
 	delete(s.streams, id)
+	if ok {
+		s.releaseLocked(st)
+	}
 	s.mu.Unlock()
 	if ok && st.attached {
 		s.m.Detach(st.class)
@@ -106,6 +164,12 @@ func (s *Status) request(id int64, node *core.Node, typeURL, version, nonce stri
 		return "", nil
 	}
 	s.mu.Lock()
+	if st.inflight[nonce] {
+		delete(st.inflight, nonce)
+		if len(st.inflight) == 0 {
+			s.releaseLocked(st)
+		}
+	}
 	ts := st.type_(typeURL)
 	short := shortType(typeURL)
 	if errDetail != nil {
@@ -139,9 +203,17 @@ func (s *Status) request(id int64, node *core.Node, typeURL, version, nonce stri
 func (s *Status) response(id int64, typeURL, version, nonce string) {
 	s.mu.Lock()
 	st, ok := s.streams[id]
+	s.mu.Unlock()
 	if !ok {
-		s.mu.Unlock()
 		return
+	}
+	s.acquire(st)
+	s.mu.Lock()
+	if st.token {
+		if st.inflight == nil {
+			st.inflight = map[string]bool{}
+		}
+		st.inflight[nonce] = true
 	}
 	ts := st.type_(typeURL)
 	ts.sent, ts.nonce, ts.sentAt = version, nonce, time.Now()

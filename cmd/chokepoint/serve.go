@@ -27,6 +27,7 @@ type serveOptions struct {
 	holdoff      time.Duration
 	maxHoldoff   time.Duration
 	drain        time.Duration
+	maxInflight  int
 }
 
 func newServeCmd() *cobra.Command {
@@ -61,6 +62,7 @@ Admin HTTP on --admin-address: /healthz, /readyz, /metrics,
 	f.DurationVar(&o.holdoff, "debounce", 100*time.Millisecond, "quiet time after a file change before reloading")
 	f.DurationVar(&o.maxHoldoff, "debounce-max", 500*time.Millisecond, "longest wait from the first change of a burst")
 	f.DurationVar(&o.drain, "drain", 5*time.Second, "on SIGTERM/SIGINT, how long streams may drain before the server stops")
+	f.IntVar(&o.maxInflight, "push-throttle", 100, "how many proxies may have unacknowledged responses at once")
 	return cmd
 }
 
@@ -108,7 +110,7 @@ func serve(parent context.Context, o *serveOptions) error {
 	}
 	a, err := app.New(ctx, app.Options{
 		Files: o.files, Mesh: o.mesh, XDSAddress: o.xdsAddress, AdminAddress: o.adminAddress, TLS: tlsCfg,
-		Holdoff: o.holdoff, MaxHoldoff: o.maxHoldoff, Drain: o.drain, Log: log,
+		Holdoff: o.holdoff, MaxHoldoff: o.maxHoldoff, Drain: o.drain, MaxInflight: o.maxInflight, Log: log,
 	})
 	if err != nil {
 		return &exitError{code: 1, err: err}

@@ -36,7 +36,10 @@ type Options struct {
 	Holdoff      time.Duration
 	MaxHoldoff   time.Duration
 	Drain        time.Duration
-	Log          *zap.Logger
+	// MaxInflight is how many streams may have unacknowledged responses at
+	// once (istiod's push throttle); 0 means snapshot.DefaultMaxInflight.
+	MaxInflight int
+	Log         *zap.Logger
 }
 
 // App is a running control plane.
@@ -78,7 +81,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Metrics = snapshot.NewMetrics(reg)
 	a.Manager = snapshot.NewManager(o.Log.Named("snapshot"), a.Metrics)
-	a.Status = snapshot.NewStatus(a.Manager, o.Log.Named("xds"))
+	a.Status = snapshot.NewStatus(a.Manager, o.Log.Named("xds"), o.MaxInflight)
 	// The source checks inputs with the translator's own validation; the
 	// index it builds for that is reused when the inputs are applied.
 	a.source = &watch.FileSource{
