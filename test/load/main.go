@@ -1,62 +1,105 @@
-// Command load runs the control plane in-process on a generated fleet of
+// Command load runs the control plane on a generated fleet of
 // ServiceEntries routed through the egress gateway, connects many ADS
 // clients spread over proxy classes, and reports time to first config,
 // time to converge after one file edit, CPU, memory and snapshot builds.
 //
-//	go run ./test/load -services 5000 -clients 1000 -classes 20
+// The control plane runs in this process; the clients run in a second
+// one (this program again, with -role clients), so the server's CPU time
+// and peak RSS are measured on their own. The two talk over the child's
+// stdin (commands) and stdout (JSON reports), on 127.0.0.1 only.
+//
+//	go run ./test/load -services 5000 -clients 1000 -classes 20 [-delta]
 package main
 
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/chokepoint-xds/chokepoint/internal/app"
-	"github.com/chokepoint-xds/chokepoint/test/xdsclient"
 )
 
+type config struct {
+	role                      string
+	services, clients, classes int
+	delta                     bool
+	timeout                   time.Duration
+	cpuprofile                string
+	xds                       string
+}
+
 func main() {
-	services := flag.Int("services", 5000, "ServiceEntries (each with a VirtualService through the egress gateway)")
-	clients := flag.Int("clients", 1000, "concurrent ADS clients (one gRPC connection each)")
-	classes := flag.Int("classes", 20, "proxy classes the clients are spread over (sidecars in distinct namespaces)")
-	timeout := flag.Duration("timeout", 120*time.Second, "give up after this long")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the edit phase to this file")
+	var c config
+	flag.StringVar(&c.role, "role", "server", "server: run the control plane and start the clients' process; clients: the clients' process (internal)")
+	flag.IntVar(&c.services, "services", 5000, "ServiceEntries (each with a VirtualService through the egress gateway)")
+	flag.IntVar(&c.clients, "clients", 1000, "concurrent ADS clients (one gRPC connection each)")
+	flag.IntVar(&c.classes, "classes", 20, "proxy classes the clients are spread over (sidecars in distinct namespaces)")
+	flag.BoolVar(&c.delta, "delta", false, "clients use incremental xDS (DeltaAggregatedResources, Envoy's DELTA_GRPC) instead of SotW")
+	flag.DurationVar(&c.timeout, "timeout", 180*time.Second, "give up after this long")
+	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the server process's edit phase to this file")
+	flag.StringVar(&c.xds, "xds", "", "the control plane's xDS address (-role clients)")
 	flag.Parse()
-	if err := run(*services, *clients, *classes, *timeout, *cpuprofile); err != nil {
-		fmt.Fprintln(os.Stderr, "load:", err)
+	var err error
+	switch c.role {
+	case "server":
+		err = runServer(c)
+	case "clients":
+		err = runClients(c)
+	default:
+		err = fmt.Errorf("-role must be server or clients")
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "load (%s): %v\n", c.role, err)
 		os.Exit(1)
 	}
 }
 
-func run(services, clients, classes int, timeout time.Duration, cpuprofile string) error {
-	if services < 1 || clients < 1 || classes < 1 {
+// report is one JSON line from the clients' process.
+type report struct {
+	Phase string `json:"phase"` // initial, marked, edit
+	// Latencies per client: connect to last initial ACK, or edit to last ACK.
+	Latencies []time.Duration `json:"latencies,omitempty"`
+	// AllCDS is how long until every client had ACKed a new CDS version.
+	AllCDS  time.Duration  `json:"all_cds,omitempty"`
+	Elapsed time.Duration  `json:"elapsed,omitempty"`
+	Counts  map[string]int `json:"counts,omitempty"`
+	// Per client, in the phase: responses and resources received, removed.
+	Responses, Resources, Removed stat `json:",omitempty"`
+	CPU                           time.Duration `json:"cpu"`
+	PeakRSSKB                     int64         `json:"peak_rss_kb"`
+	Goroutines                    int           `json:"goroutines"`
+}
+
+type stat struct{ Min, Mean, Max float64 }
+
+func runServer(c config) error {
+	if c.services < 1 || c.clients < 1 || c.classes < 1 {
 		return fmt.Errorf("-services, -clients and -classes must be positive")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	raiseFDLimit(clients)
+	raiseFDLimit(c.clients)
 
 	dir, err := os.MkdirTemp("", "chokepoint-load-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if err := os.WriteFile(filepath.Join(dir, "fleet.yaml"), fleet(services), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "fleet.yaml"), fleet(c.services), 0o644); err != nil {
 		return err
 	}
 	edited := filepath.Join(dir, "host-0.yaml")
@@ -65,101 +108,104 @@ func run(services, clients, classes int, timeout time.Duration, cpuprofile strin
 	}
 
 	start := time.Now()
-	cpu0 := cpuTime()
 	a, err := app.New(ctx, app.Options{Files: []string{dir}, XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0"})
 	if err != nil {
 		return err
 	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
 	runDone := make(chan error, 1)
-	go func() { runDone <- a.Run(ctx) }()
-	fmt.Printf("inputs: %d ServiceEntries + VirtualServices loaded and indexed in %s\n", services, time.Since(start).Round(time.Millisecond))
+	go func() { runDone <- a.Run(runCtx) }()
+	mode := "SotW (StreamAggregatedResources)"
+	if c.delta {
+		mode = "Delta (DeltaAggregatedResources)"
+	}
+	fmt.Printf("inputs: %d ServiceEntries + VirtualServices loaded and indexed in %s; clients: %d %s in %d classes, in a separate process\n",
+		c.services, time.Since(start).Round(time.Millisecond), c.clients, mode, c.classes)
 
-	// Connect.
-	type client struct {
-		cl      *xdsclient.Client
-		started time.Time
+	// The clients' process: killed when this one returns (or dies).
+	exe, err := os.Executable()
+	if err != nil {
+		return err
 	}
-	cs := make([]*client, clients)
-	// One decode per response version for all simulated proxies (see
-	// xdsclient.SharedCodec): the CPU is left to the server.
-	codec := xdsclient.SharedCodec()
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	connectStart := time.Now()
-	var conns []*grpc.ClientConn
-	var connMu sync.Mutex
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			conn, err := grpc.NewClient(a.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-				grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30), grpc.ForceCodecV2(codec)))
-			if err != nil {
-				errs <- err
-				return
-			}
-			connMu.Lock()
-			conns = append(conns, conn)
-			connMu.Unlock()
-			k := i % classes
-			ns := fmt.Sprintf("ns-%d", k)
-			id := fmt.Sprintf("sidecar~10.%d.%d.%d~pod-%d.%s~%s.svc.cluster.local", 16+i/65536, i/256%256, i%256, i, ns, ns)
-			c := &client{started: time.Now()}
-			c.cl, err = xdsclient.Start(ctx, conn, xdsclient.Options{Node: xdsclient.Node(id, ns, map[string]string{"app": fmt.Sprintf("app-%d", k)})})
-			if err != nil {
-				errs <- err
-				return
-			}
-			cs[i] = c
-		}(i)
+	cmd := exec.CommandContext(ctx, exe, "-role", "clients", "-xds", a.XDSAddr(), "-clients", strconv.Itoa(c.clients),
+		"-classes", strconv.Itoa(c.classes), "-delta="+strconv.FormatBool(c.delta), "-timeout", c.timeout.String())
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = 5 * time.Second
+	toChild, err := cmd.StdinPipe()
+	if err != nil {
+		return err
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		return fmt.Errorf("connecting: %w", err)
+	fromChild, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
 	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	childDone := make(chan error, 1)
+	go func() { childDone <- cmd.Wait() }()
 	defer func() {
-		for _, c := range conns {
-			c.Close()
+		toChild.Close()
+		select {
+		case <-childDone:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-childDone
 		}
 	}()
-	if err := waitAll(ctx, func() (int, error) {
-		n := 0
-		for _, c := range cs {
-			if err := c.cl.Err(); err != nil {
-				return 0, fmt.Errorf("a stream ended: %w", err)
+	reports := make(chan report)
+	readErr := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(fromChild)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		for sc.Scan() {
+			var r report
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				readErr <- fmt.Errorf("clients' report: %w", err)
+				return
 			}
-			if c.cl.Synced() {
-				n++
-			}
+			reports <- r
 		}
-		return n, nil
-	}, clients); err != nil {
+		readErr <- errors.New("the clients' process ended early (see its error above)")
+	}()
+	await := func(phase string) (report, error) {
+		select {
+		case r := <-reports:
+			if r.Phase != phase {
+				return r, fmt.Errorf("clients' process: got %q, want %q", r.Phase, phase)
+			}
+			return r, nil
+		case err := <-readErr:
+			return report{}, err
+		case <-ctx.Done():
+			return report{}, fmt.Errorf("waiting for the clients (%s): %w", phase, ctx.Err())
+		}
+	}
+	send := func(cmd string) error { _, err := io.WriteString(toChild, cmd+"\n"); return err }
+
+	r, err := await("initial")
+	if err != nil {
 		return fmt.Errorf("initial config: %w", err)
 	}
-	lat := make([]time.Duration, clients)
-	counts := map[string]int{}
-	for i, c := range cs {
-		lat[i] = lastAck(c.cl).Sub(c.started)
-		for _, t := range xdsclient.Types {
-			counts[xdsclient.Short(t)] = max(counts[xdsclient.Short(t)], c.cl.State(t).Count)
-		}
-	}
-	fmt.Printf("initial: %d clients in %d classes got and ACKed CDS+EDS+LDS+RDS in %s (resources per client: %d clusters, %d endpoints, %d listeners, %d routes)\n",
-		clients, classes, time.Since(connectStart).Round(time.Millisecond), counts["cds"], counts["eds"], counts["lds"], counts["rds"])
-	fmt.Printf("  time to initial config: %s\n", summary(lat))
-	report(a, cpu0, "  ")
+	fmt.Printf("initial: %d clients got and ACKed CDS+EDS+LDS+RDS in %s (resources per client: %d clusters, %d endpoints, %d listeners, %d routes)\n",
+		c.clients, r.Elapsed.Round(time.Millisecond), r.Counts["cds"], r.Counts["eds"], r.Counts["lds"], r.Counts["rds"])
+	fmt.Printf("  time to initial config: %s\n", summary(r.Latencies))
+	fmt.Printf("  per client: %s responses, %s resources\n", r.Responses, r.Resources)
+	printProcesses(a, r)
 
 	// Edit one ServiceEntry: a second TLS port, so every class gets a new
 	// cluster and a new listener.
-	before := make([]string, clients)
-	for i, c := range cs {
-		before[i] = c.cl.State(xdsclient.ClusterType).Acked
+	if err := send("mark"); err != nil {
+		return err
 	}
-	time.Sleep(300 * time.Millisecond) // let the initial ACKs settle
+	if _, err := await("marked"); err != nil {
+		return err
+	}
 	var stopProfile func()
-	if cpuprofile != "" {
-		f, err := os.Create(cpuprofile)
+	if c.cpuprofile != "" {
+		f, err := os.Create(c.cpuprofile)
 		if err != nil {
 			return err
 		}
@@ -177,47 +223,31 @@ func run(services, clients, classes int, timeout time.Duration, cpuprofile strin
 	if err := os.Rename(tmp, edited); err != nil {
 		return err
 	}
-	if err := waitAll(ctx, func() (int, error) {
-		n := 0
-		for i, c := range cs {
-			if err := c.cl.Err(); err != nil {
-				return 0, fmt.Errorf("a stream ended: %w", err)
-			}
-			if v := c.cl.State(xdsclient.ClusterType).Acked; v != before[i] && c.cl.Synced() {
-				n++
-			}
-		}
-		return n, nil
-	}, clients); err != nil {
-		return fmt.Errorf("after the edit: %w", err)
+	if err := send(fmt.Sprintf("edit %d", edit.UnixNano())); err != nil {
+		return err
 	}
-	allCDS := time.Since(edit)
-	// Wait for the other types of the same push to be ACKed too: until no
-	// client has ACKed anything for a while.
-	for quiet := time.Now(); time.Since(quiet) < 300*time.Millisecond; {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		for _, c := range cs {
-			if t := lastAck(c.cl); t.After(quiet) {
-				quiet = t
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	r, err = await("edit")
 	if stopProfile != nil {
 		stopProfile()
 	}
-	for i, c := range cs {
-		lat[i] = lastAck(c.cl).Sub(edit)
+	if err != nil {
+		return fmt.Errorf("after the edit: %w", err)
 	}
 	fmt.Printf("edit: one ServiceEntry file changed (host-0.example.com: port 8443 added); all %d clients ACKed the new CDS %s after the rename\n",
-		clients, allCDS.Round(time.Millisecond))
-	fmt.Printf("  time from edit to last ACK (incl. the %s file-watch debounce): %s\n", "100ms", summary(lat))
-	fmt.Printf("  CPU during the edit phase: %s\n", (cpuTime() - cpu1).Round(time.Millisecond))
-	report(a, cpu0, "  ")
+		c.clients, r.AllCDS.Round(time.Millisecond))
+	fmt.Printf("  time from edit to last ACK (incl. the 100ms file-watch debounce): %s\n", summary(r.Latencies))
+	fmt.Printf("  per client: %s responses, %s resources received, %s removed\n", r.Responses, r.Resources, r.Removed)
+	fmt.Printf("  server CPU during the edit phase: %s\n", (cpuTime() - cpu1).Round(time.Millisecond))
+	printProcesses(a, r)
 
-	cancel()
+	if err := send("quit"); err != nil {
+		return err
+	}
+	select {
+	case <-childDone:
+	case <-time.After(15 * time.Second):
+	}
+	stopRun()
 	select {
 	case err := <-runDone:
 		return err
@@ -226,35 +256,28 @@ func run(services, clients, classes int, timeout time.Duration, cpuprofile strin
 	}
 }
 
-// waitAll polls done() until it reports want or ctx ends.
-func waitAll(ctx context.Context, done func() (int, error), want int) error {
-	for {
-		n, err := done()
-		if err != nil {
-			return err
-		}
-		if n == want {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d of %d clients done: %w", n, want, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+func (s stat) String() string {
+	return fmt.Sprintf("min %.0f / mean %.1f / max %.0f", s.Min, s.Mean, s.Max)
 }
 
-func lastAck(cl *xdsclient.Client) time.Time {
-	var t time.Time
-	for _, typ := range xdsclient.Types {
-		if a := cl.State(typ).AckedAt; a.After(t) {
-			t = a
-		}
+func stats(v []int) stat {
+	if len(v) == 0 {
+		return stat{}
 	}
-	return t
+	s := stat{Min: float64(v[0]), Max: float64(v[0])}
+	sum := 0
+	for _, x := range v {
+		s.Min, s.Max = min(s.Min, float64(x)), max(s.Max, float64(x))
+		sum += x
+	}
+	s.Mean = float64(sum) / float64(len(v))
+	return s
 }
 
 func summary(d []time.Duration) string {
+	if len(d) == 0 {
+		return "-"
+	}
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	q := func(p float64) time.Duration {
@@ -263,14 +286,14 @@ func summary(d []time.Duration) string {
 	return fmt.Sprintf("p50 %s  p99 %s  max %s", q(0.50), q(0.99), s[len(s)-1].Round(100*time.Microsecond))
 }
 
-// report prints process CPU, peak RSS, goroutines and the server's build
-// and push counters.
-func report(a *app.App, cpu0 time.Duration, indent string) {
-	fmt.Printf("%sprocess (server and clients): CPU %s since start, peak RSS %s, goroutines %d\n",
-		indent, (cpuTime() - cpu0).Round(time.Millisecond), peakRSS(), runtime.NumGoroutine())
+// printProcesses prints both processes' CPU and peak RSS and the server's
+// build and push counters.
+func printProcesses(a *app.App, r report) {
+	fmt.Printf("  server process: CPU %s since start, peak RSS %d MB\n", cpuTime().Round(time.Millisecond), peakRSSKB()/1024)
+	fmt.Printf("  clients process: CPU %s since start, peak RSS %d MB, goroutines %d\n", r.CPU.Round(time.Millisecond), r.PeakRSSKB/1024, r.Goroutines)
 	resp, err := http.Get("http://" + a.AdminAddr() + "/metrics")
 	if err != nil {
-		fmt.Printf("%smetrics: %v\n", indent, err)
+		fmt.Printf("  metrics: %v\n", err)
 		return
 	}
 	defer resp.Body.Close()
@@ -284,7 +307,7 @@ func report(a *app.App, cpu0 time.Duration, indent string) {
 			}
 		}
 	}
-	fmt.Printf("%sserver metrics: %s\n", indent, strings.Join(lines, "; "))
+	fmt.Printf("  server metrics: %s\n", strings.Join(lines, "; "))
 }
 
 func cpuTime() time.Duration {
@@ -295,22 +318,25 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func peakRSS() string {
+// peakRSSKB is this process's VmHWM.
+func peakRSSKB() int64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
-		return "?"
+		return 0
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			return strings.TrimSpace(v)
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
 		}
 	}
-	return "?"
+	return 0
 }
 
-// raiseFDLimit makes room for both ends of every connection.
+// raiseFDLimit makes room for one end of every connection (the child
+// inherits the limit).
 func raiseFDLimit(clients int) {
 	var l syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {

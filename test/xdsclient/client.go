@@ -102,6 +102,7 @@ type TypeState struct {
 	Names           []string // subscribed names (nil: wildcard)
 	Count           int      // resources in the last accepted response
 	Responses       int
+	Total           int // resources received over the stream
 	AckedAt         time.Time
 }
 
@@ -163,6 +164,17 @@ func (c *Client) State(typeURL string) TypeState {
 	return TypeState{}
 }
 
+// Acked returns the last accepted version of typeURL and when the client
+// ACKed it (State without the copy).
+func (c *Client) Acked(typeURL string) (string, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ts, ok := c.types[typeURL]; ok {
+		return ts.Acked, ts.AckedAt
+	}
+	return "", time.Time{}
+}
+
 // Synced reports whether every subscribed type has an accepted response
 // and the subscriptions EDS/RDS need are answered.
 func (c *Client) Synced() bool {
@@ -210,6 +222,7 @@ func (c *Client) handle(r *discovery.DiscoveryResponse) error {
 	}
 	ts.Received, ts.Nonce = r.VersionInfo, r.Nonce
 	ts.Responses++
+	ts.Total += len(r.Resources)
 	var follow []*discovery.DiscoveryRequest
 	req := &discovery.DiscoveryRequest{TypeUrl: r.TypeUrl, ResponseNonce: r.Nonce, ResourceNames: ts.Names}
 	if nack != "" {
