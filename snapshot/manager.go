@@ -83,6 +83,7 @@ type built struct {
 	fingerprint  uint64
 	res          *translate.Resources
 	snap         *cachev3.Snapshot
+	delta        *deltaSnapshot // snap as served to Delta streams
 	version      string
 	typeVersions map[string]string
 	sotw         map[string]*typeResponse
@@ -256,7 +257,7 @@ func (m *Manager) rebuild(c *class, idx *translate.Index, gen uint64) bool {
 		m.metrics.Builds.WithLabelValues("unchanged").Inc()
 		return false
 	}
-	if err := m.cache.SetSnapshot(context.Background(), c.key, b.snap); err != nil {
+	if err := m.cache.SetSnapshot(context.Background(), c.key, b.delta); err != nil {
 		c.err, c.errAt = err, time.Now()
 		m.metrics.Builds.WithLabelValues("failed").Inc()
 		m.log.Error("setting snapshot", zap.String("class", c.key), zap.Error(err))
@@ -349,6 +350,7 @@ func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built,
 		url := typeURLs[typ]
 		b.sotw[url] = newTypeResponse(url, b.snap.Resources[typ].Version, names, raws)
 	}
+	b.delta = newDeltaSnapshot(b.snap)
 	b.version = strconv.FormatUint(all.Sum64(), 16)
 	return b, nil
 }

@@ -34,12 +34,12 @@ import (
 )
 
 type config struct {
-	role                      string
+	role                       string
 	services, clients, classes int
-	delta                     bool
-	timeout                   time.Duration
-	cpuprofile                string
-	xds                       string
+	delta                      bool
+	timeout                    time.Duration
+	cpuprofile                 string
+	xds                        string
 }
 
 func main() {
@@ -78,7 +78,7 @@ type report struct {
 	Elapsed time.Duration  `json:"elapsed,omitempty"`
 	Counts  map[string]int `json:"counts,omitempty"`
 	// Per client, in the phase: responses and resources received, removed.
-	Responses, Resources, Removed stat `json:",omitempty"`
+	Responses, Resources, Removed stat          `json:",omitempty"`
 	CPU                           time.Duration `json:"cpu"`
 	PeakRSSKB                     int64         `json:"peak_rss_kb"`
 	Goroutines                    int           `json:"goroutines"`
@@ -144,8 +144,8 @@ func runServer(c config) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	childDone := make(chan error, 1)
-	go func() { childDone <- cmd.Wait() }()
+	childDone := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(childDone) }()
 	defer func() {
 		toChild.Close()
 		select {
