@@ -34,7 +34,3 @@ func ProxyFromNode(n *core.Node) (translate.Proxy, error) {
 	}
 	return p, nil
 }
-
-// ProxyID is istiod's short proxy name, POD.NAMESPACE, as used by
-// /debug/config_dump?proxyID= and istioctl.
-func ProxyID(p translate.Proxy) string { return p.ID }

@@ -2,7 +2,6 @@ package translate
 
 import (
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -318,14 +317,4 @@ func (t *translation) renderOutbound(e *outboundListener, fallback string) *list
 		}
 	}
 	return l
-}
-
-// cidrContains is used by trace and tests.
-func cidrContains(cidr, ip string) bool {
-	pfx, err := netip.ParsePrefix(cidr)
-	if err != nil {
-		return false
-	}
-	a, err := netip.ParseAddr(ip)
-	return err == nil && pfx.Contains(a)
 }

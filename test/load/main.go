@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/chokepoint-xds/chokepoint/internal/app"
+	"github.com/chokepoint-xds/chokepoint/test/fleet"
 )
 
 type config struct {
@@ -99,11 +100,11 @@ func runServer(c config) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if err := os.WriteFile(filepath.Join(dir, "fleet.yaml"), fleet(c.services), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "fleet.yaml"), fleet.Generate(c.services, func(i int) bool { return i != 0 }), 0o644); err != nil {
 		return err
 	}
 	edited := filepath.Join(dir, "host-0.yaml")
-	if err := os.WriteFile(edited, []byte(serviceEntry(0, false)), 0o644); err != nil {
+	if err := os.WriteFile(edited, []byte(fleet.ServiceEntry(0, false)), 0o644); err != nil {
 		return err
 	}
 
@@ -216,7 +217,7 @@ func runServer(c config) error {
 	}
 	cpu1 := cpuTime()
 	tmp := filepath.Join(dir, ".host-0.yaml.tmp")
-	if err := os.WriteFile(tmp, []byte(serviceEntry(0, true)), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(fleet.ServiceEntry(0, true)), 0o644); err != nil {
 		return err
 	}
 	edit := time.Now()
@@ -350,89 +351,4 @@ func raiseFDLimit(clients int) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur < want {
 		fmt.Fprintf(os.Stderr, "load: open-file limit %d may be too low for %d clients\n", l.Cur, clients)
 	}
-}
-
-// fleet is the input without host-0's ServiceEntry (which has its own
-// file): the gateway Service and Endpoints, one Gateway, one
-// VirtualService per host, REGISTRY_ONLY.
-func fleet(n int) []byte {
-	var b strings.Builder
-	b.WriteString(`apiVersion: v1
-kind: ConfigMap
-metadata: {name: istio, namespace: istio-system}
-data:
-  mesh: |
-    outboundTrafficPolicy: {mode: REGISTRY_ONLY}
----
-apiVersion: v1
-kind: Service
-metadata: {name: istio-egressgateway, namespace: istio-system}
-spec:
-  selector: {istio: egressgateway}
-  ports:
-  - {name: http2, port: 80, targetPort: 8080}
-  - {name: https, port: 443, targetPort: 8443}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: istio-egressgateway, namespace: istio-system}
-subsets:
-- addresses: [{ip: 10.244.1.20}]
-  ports: [{name: http2, port: 8080}, {name: https, port: 8443}]
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: egressgateway, namespace: istio-system}
-spec:
-  host: istio-egressgateway.istio-system.svc.cluster.local
-  subsets: [{name: external}]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: egress, namespace: istio-system}
-spec:
-  selector: {istio: egressgateway}
-  servers:
-  - port: {number: 443, name: tls, protocol: TLS}
-    tls: {mode: PASSTHROUGH}
-    hosts:
-`)
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "    - host-%d.example.com\n", i)
-	}
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteString("---\n" + serviceEntry(i, false))
-		}
-		fmt.Fprintf(&b, `---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: host-%[1]d, namespace: egress}
-spec:
-  hosts: [host-%[1]d.example.com]
-  gateways: [mesh, istio-system/egress]
-  tls:
-  - match: [{gateways: [mesh], port: 443, sniHosts: [host-%[1]d.example.com]}]
-    route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local, subset: external, port: {number: 443}}}]
-  - match: [{gateways: [istio-system/egress], port: 443, sniHosts: [host-%[1]d.example.com]}]
-    route: [{destination: {host: host-%[1]d.example.com, port: {number: 443}}}]
-`, i)
-	}
-	return []byte(b.String())
-}
-
-func serviceEntry(i int, extraPort bool) string {
-	ports := "[{number: 443, name: tls, protocol: TLS}]"
-	if extraPort {
-		ports = "[{number: 443, name: tls, protocol: TLS}, {number: 8443, name: tls-alt, protocol: TLS}]"
-	}
-	return fmt.Sprintf(`apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: host-%[1]d, namespace: egress}
-spec:
-  hosts: [host-%[1]d.example.com]
-  ports: %[2]s
-  resolution: DNS
-  location: MESH_EXTERNAL
-`, i, ports)
 }
