@@ -2,11 +2,11 @@ package configdump
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/chokepoint-xds/chokepoint/internal/parallel"
 	"github.com/chokepoint-xds/chokepoint/translate"
@@ -34,7 +34,7 @@ func JSON(r *translate.Resources, version string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &dumpWriter{version: version}
+	w := &dumpWriter{}
 	w.b.WriteString("{\n  \"configs\": [")
 	i := 0
 	take := func(n int) [][]byte { out := rendered[i : i+n]; i += n; return out }
@@ -93,10 +93,7 @@ func JSON(r *translate.Resources, version string) ([]byte, error) {
 	return w.b.Bytes(), nil
 }
 
-type dumpWriter struct {
-	b       bytes.Buffer
-	version string
-}
+type dumpWriter struct{ b bytes.Buffer }
 
 func listenerNames(r *translate.Resources) []string {
 	out := make([]string, len(r.Listeners))
@@ -107,7 +104,7 @@ func listenerNames(r *translate.Resources) []string {
 }
 
 func quote(s string) string {
-	b, _ := protojson.Marshal(wrapString(s))
+	b, _ := json.Marshal(s)
 	return string(b)
 }
 
@@ -135,5 +132,3 @@ func renderAll(msgs []proto.Message) ([][]byte, error) {
 	}
 	return out, nil
 }
-
-func wrapString(s string) proto.Message { return wrapperspb.String(s) }

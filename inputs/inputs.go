@@ -199,7 +199,6 @@ func DefaultMesh() *meshconfig.MeshConfig {
 		RootNamespace:         "istio-system",
 		DefaultConfig:         &meshconfig.ProxyConfig{},
 		AccessLogEncoding:     meshconfig.MeshConfig_TEXT,
-		EnableAutoMtls:        nil,
 		DnsRefreshRate:        durationpb.New(60e9),
 	}
 }

@@ -77,30 +77,31 @@ type marshaler interface{ Marshal() ([]byte, error) }
 func objectHash(o inputs.Object) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(o.KindName()))
-	var meta, spec []byte
+	// Istio objects: metadata and spec; Kubernetes objects carry their own
+	// protobuf encoding.
+	var meta marshaler
+	var spec proto.Message
 	switch v := o.(type) {
 	case *inputs.ServiceEntry:
-		meta, _ = v.ObjectMeta.Marshal()
-		spec, _ = proto.MarshalOptions{Deterministic: true}.Marshal(&v.Spec)
+		meta, spec = &v.ObjectMeta, &v.Spec
 	case *inputs.Gateway:
-		meta, _ = v.ObjectMeta.Marshal()
-		spec, _ = proto.MarshalOptions{Deterministic: true}.Marshal(&v.Spec)
+		meta, spec = &v.ObjectMeta, &v.Spec
 	case *inputs.VirtualService:
-		meta, _ = v.ObjectMeta.Marshal()
-		spec, _ = proto.MarshalOptions{Deterministic: true}.Marshal(&v.Spec)
+		meta, spec = &v.ObjectMeta, &v.Spec
 	case *inputs.DestinationRule:
-		meta, _ = v.ObjectMeta.Marshal()
-		spec, _ = proto.MarshalOptions{Deterministic: true}.Marshal(&v.Spec)
+		meta, spec = &v.ObjectMeta, &v.Spec
 	case *inputs.Sidecar:
-		meta, _ = v.ObjectMeta.Marshal()
-		spec, _ = proto.MarshalOptions{Deterministic: true}.Marshal(&v.Spec)
+		meta, spec = &v.ObjectMeta, &v.Spec
 	default:
-		// Kubernetes objects carry their own protobuf encoding.
-		if m, ok := o.(marshaler); ok {
-			spec, _ = m.Marshal()
-		}
+		meta, _ = o.(marshaler)
 	}
-	h.Write(meta)
-	h.Write(spec)
+	if meta != nil {
+		b, _ := meta.Marshal()
+		h.Write(b)
+	}
+	if spec != nil {
+		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(spec)
+		h.Write(b)
+	}
 	return h.Sum64()
 }

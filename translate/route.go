@@ -1,7 +1,6 @@
 package translate
 
 import (
-	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -10,12 +9,8 @@ import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	previoushosts "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
-
-	"github.com/chokepoint-xds/chokepoint/inputs"
 )
 
 const maxDirectResponseBody = 1024 * 1024
@@ -346,13 +341,6 @@ func (t *translation) routeAction(vs *vsEntry, rule *networking.HTTPRoute, port 
 			}
 		}
 	}
-	if len(rule.Route) > 0 {
-		if svc := t.sc.svcByHost[fqdn(rule.Route[0].Destination.Host, vs.obj.Namespace, t.x.domainSuffix)]; svc != nil {
-			if p := svc.port(port); p != nil && p.protocol.isHTTP2() {
-				a.MaxStreamDuration = nil
-			}
-		}
-	}
 	return a
 }
 
@@ -400,9 +388,6 @@ func retryPolicy(r *networking.HTTPRetry) *route.RetryPolicy {
 	}
 	if r.PerTryTimeout != nil {
 		p.PerTryTimeout = r.PerTryTimeout
-	}
-	if r.RetryRemoteLocalities != nil && r.RetryRemoteLocalities.Value {
-		p.RetryPriority = nil
 	}
 	return p
 }
@@ -513,10 +498,3 @@ func headerMatcher(name string, s *networking.StringMatch, invert bool) *route.H
 	h.HeaderMatchSpecifier = &route.HeaderMatcher_StringMatch{StringMatch: stringMatcher(s)}
 	return h
 }
-
-var (
-	_ = fmt.Sprintf
-	_ = durationpb.New
-	_ typev3.Percent
-	_ inputs.Problem
-)

@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/chokepoint-xds/chokepoint/configdump"
-	"github.com/chokepoint-xds/chokepoint/inputs"
 	"github.com/chokepoint-xds/chokepoint/sim"
 	"github.com/chokepoint-xds/chokepoint/translate"
 	"github.com/chokepoint-xds/chokepoint/watch"
@@ -291,5 +290,3 @@ func removeStaleGoldens(t *testing.T, names []string) {
 		}
 	}
 }
-
-var _ = inputs.Problem{}

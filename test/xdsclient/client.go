@@ -193,20 +193,7 @@ func (c *Client) Synced() bool {
 	return true
 }
 
-func (c *Client) loop() {
-	defer close(c.done)
-	for {
-		r, err := c.stream.Recv()
-		if err != nil {
-			c.err = err
-			return
-		}
-		if err := c.handle(r); err != nil {
-			c.err = err
-			return
-		}
-	}
-}
+func (c *Client) loop() { recvLoop(c.done, &c.err, c.stream.Recv, c.handle) }
 
 func (c *Client) handle(r *discovery.DiscoveryResponse) error {
 	now := time.Now()
@@ -367,4 +354,20 @@ func (c *Client) WaitSynced(timeout time.Duration) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return nil
+}
+
+// recvLoop receives and handles responses until either fails, then records
+// the error in *errp and closes done.
+func recvLoop[T any](done chan struct{}, errp *error, recv func() (T, error), handle func(T) error) {
+	defer close(done)
+	for {
+		r, err := recv()
+		if err == nil {
+			err = handle(r)
+		}
+		if err != nil {
+			*errp = err
+			return
+		}
+	}
 }

@@ -44,18 +44,8 @@ func (c *sharedCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	b := data.Materialize()
 	var version, typeURL, nonce string
 	count := 0
-	for rest := b; len(rest) > 0; {
-		num, typ, n := protowire.ConsumeTag(rest)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		rest = rest[n:]
-		m := protowire.ConsumeFieldValue(num, typ, rest)
-		if m < 0 {
-			return protowire.ParseError(m)
-		}
-		if typ == protowire.BytesType {
-			val, _ := protowire.ConsumeBytes(rest)
+	if err := eachField(b, func(num protowire.Number, val []byte, isBytes bool) bool {
+		if isBytes {
 			switch num {
 			case 1:
 				version = string(val)
@@ -67,7 +57,9 @@ func (c *sharedCodec) Unmarshal(data mem.BufferSlice, v any) error {
 				nonce = string(val)
 			}
 		}
-		rest = rest[m:]
+		return true
+	}); err != nil {
+		return err
 	}
 	key := typeURL + "\x00" + version
 	c.mu.Lock()
@@ -97,20 +89,12 @@ func (c *sharedCodec) unmarshalDelta(b []byte, resp *discovery.DeltaDiscoveryRes
 	var version, typeURL, nonce string
 	var removed []string
 	var entries [][]byte
-	for rest := b; len(rest) > 0; {
-		num, typ, n := protowire.ConsumeTag(rest)
-		if n < 0 {
-			return protowire.ParseError(n)
+	plain := true
+	if err := eachField(b, func(num protowire.Number, val []byte, isBytes bool) bool {
+		if !isBytes || num < 1 || num > 6 || num == 3 {
+			plain = false
+			return false
 		}
-		rest = rest[n:]
-		m := protowire.ConsumeFieldValue(num, typ, rest)
-		if m < 0 {
-			return protowire.ParseError(m)
-		}
-		if typ != protowire.BytesType || num < 1 || num > 6 || num == 3 {
-			return proto.Unmarshal(b, resp)
-		}
-		val, _ := protowire.ConsumeBytes(rest)
 		switch num {
 		case 1:
 			version = string(val)
@@ -123,33 +107,27 @@ func (c *sharedCodec) unmarshalDelta(b []byte, resp *discovery.DeltaDiscoveryRes
 		case 6:
 			removed = append(removed, string(val))
 		}
-		rest = rest[m:]
+		return true
+	}); err != nil {
+		return err
+	}
+	if !plain {
+		return proto.Unmarshal(b, resp)
 	}
 	resp.Reset()
 	resp.SystemVersionInfo, resp.TypeUrl, resp.Nonce, resp.RemovedResources = version, typeURL, nonce, removed
 	resp.Resources = make([]*discovery.Resource, 0, len(entries))
 	for _, e := range entries {
 		var name, rv string
-		for rest := e; len(rest) > 0; {
-			num, typ, n := protowire.ConsumeTag(rest)
-			if n < 0 {
-				return protowire.ParseError(n)
+		if err := eachField(e, func(num protowire.Number, val []byte, isBytes bool) bool {
+			if isBytes && num == 1 {
+				rv = string(val)
+			} else if isBytes && num == 3 {
+				name = string(val)
 			}
-			rest = rest[n:]
-			m := protowire.ConsumeFieldValue(num, typ, rest)
-			if m < 0 {
-				return protowire.ParseError(m)
-			}
-			if typ == protowire.BytesType {
-				val, _ := protowire.ConsumeBytes(rest)
-				switch num {
-				case 1:
-					rv = string(val)
-				case 3:
-					name = string(val)
-				}
-			}
-			rest = rest[m:]
+			return true
+		}); err != nil {
+			return err
 		}
 		key := typeURL + "\x00" + name + "\x00" + rv
 		c.mu.Lock()
@@ -167,6 +145,31 @@ func (c *sharedCodec) unmarshalDelta(b []byte, resp *discovery.DeltaDiscoveryRes
 			}
 		}
 		resp.Resources = append(resp.Resources, r)
+	}
+	return nil
+}
+
+// eachField calls f for each top-level field of a wire-format message, with
+// the value of length-delimited fields; f returns false to stop.
+func eachField(b []byte, f func(num protowire.Number, val []byte, isBytes bool) bool) error {
+	for rest := b; len(rest) > 0; {
+		num, typ, n := protowire.ConsumeTag(rest)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		rest = rest[n:]
+		m := protowire.ConsumeFieldValue(num, typ, rest)
+		if m < 0 {
+			return protowire.ParseError(m)
+		}
+		var val []byte
+		if typ == protowire.BytesType {
+			val, _ = protowire.ConsumeBytes(rest)
+		}
+		if !f(num, val, typ == protowire.BytesType) {
+			return nil
+		}
+		rest = rest[m:]
 	}
 	return nil
 }

@@ -181,20 +181,7 @@ func (c *DeltaClient) Synced() bool {
 	return true
 }
 
-func (c *DeltaClient) loop() {
-	defer close(c.done)
-	for {
-		r, err := c.stream.Recv()
-		if err != nil {
-			c.err = err
-			return
-		}
-		if err := c.handle(r); err != nil {
-			c.err = err
-			return
-		}
-	}
-}
+func (c *DeltaClient) loop() { recvLoop(c.done, &c.err, c.stream.Recv, c.handle) }
 
 func (c *DeltaClient) handle(r *discovery.DeltaDiscoveryResponse) error {
 	now := time.Now()
