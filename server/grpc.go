@@ -14,6 +14,8 @@ import (
 	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
 	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/delta/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/rest/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
@@ -33,6 +35,9 @@ type XDSOptions struct {
 	TLS *TLSConfig
 	// MaxConcurrentStreams per connection (Envoy opens one ADS stream).
 	MaxConcurrentStreams uint32
+	// Delta serves the Delta streams (ADS and per-type); nil leaves them to
+	// go-control-plane's server on cache.
+	Delta delta.Server
 }
 
 // NewXDS builds a gRPC server serving ADS (SotW and Delta, ordered) and the
@@ -55,7 +60,13 @@ func NewXDS(ctx context.Context, cache cachev3.Cache, callbacks serverv3.Callbac
 		gopts = append(gopts, grpc.Creds(creds))
 	}
 	g := grpc.NewServer(gopts...)
-	xds := serverv3.NewServer(ctx, cache, callbacks, sotw.WithOrderedADS())
+	var xds serverv3.Server
+	if opts.Delta != nil {
+		xds = serverv3.NewServerAdvanced(rest.NewServer(cache, callbacks),
+			sotw.NewServer(ctx, cache, callbacks, sotw.WithOrderedADS()), opts.Delta)
+	} else {
+		xds = serverv3.NewServer(ctx, cache, callbacks, sotw.WithOrderedADS())
+	}
 	discovery.RegisterAggregatedDiscoveryServiceServer(g, xds)
 	clusterservice.RegisterClusterDiscoveryServiceServer(g, xds)
 	endpointservice.RegisterEndpointDiscoveryServiceServer(g, xds)

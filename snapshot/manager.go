@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,9 +27,8 @@ import (
 // affect.
 type Manager struct {
 	log *zap.Logger
-	// cache serves Delta; sotw serves State-of-the-World from shared
-	// prebuilt responses and hands Delta watches to cache.
-	cache   cachev3.SnapshotCache
+	// sotw holds each class's prebuilt responses and its streams' watches;
+	// the SotW server and DeltaServer both serve from it.
 	sotw    *sotwCache
 	metrics *Metrics
 
@@ -83,7 +81,6 @@ type built struct {
 	fingerprint  uint64
 	res          *translate.Resources
 	snap         *cachev3.Snapshot
-	delta        *deltaSnapshot // snap as served to Delta streams
 	version      string
 	typeVersions map[string]string
 	sotw         map[string]*typeResponse
@@ -92,8 +89,7 @@ type built struct {
 // NewManager returns a manager with an ADS snapshot cache keyed by proxy class.
 func NewManager(log *zap.Logger, metrics *Metrics) *Manager {
 	m := &Manager{log: log, metrics: metrics, classes: map[string]*class{}}
-	m.cache = cachev3.NewSnapshotCache(true, classHash{}, zapLogger{log.Named("cache")})
-	m.sotw = newSotwCache(m.cache)
+	m.sotw = newSotwCache()
 	m.built, _ = lru.New[builtKey, *built](256)
 	m.validated, _ = lru.New[uint64, struct{}](1 << 18)
 	return m
@@ -147,7 +143,6 @@ func (m *Manager) SetIndex(idx *translate.Index) {
 	for k, c := range m.classes {
 		if c.streams == 0 {
 			delete(m.classes, k)
-			m.cache.ClearSnapshot(k)
 			m.sotw.clear(k)
 			continue
 		}
@@ -257,12 +252,6 @@ func (m *Manager) rebuild(c *class, idx *translate.Index, gen uint64) bool {
 		m.metrics.Builds.WithLabelValues("unchanged").Inc()
 		return false
 	}
-	if err := m.cache.SetSnapshot(context.Background(), c.key, b.delta); err != nil {
-		c.err, c.errAt = err, time.Now()
-		m.metrics.Builds.WithLabelValues("failed").Inc()
-		m.log.Error("setting snapshot", zap.String("class", c.key), zap.Error(err))
-		return false
-	}
 	m.sotw.set(c.key, b.sotw)
 	c.current, c.setAt = b, time.Now()
 	m.metrics.Builds.WithLabelValues("ok").Inc()
@@ -299,11 +288,14 @@ func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built,
 	}
 	all := fnv.New64a()
 	rawByType := map[types.ResponseType]map[string][]byte{}
+	versionsByType := map[types.ResponseType]map[string]string{}
 	var errs []error
 	for _, typ := range []types.ResponseType{types.Cluster, types.Endpoint, types.Listener, types.Route} {
 		msgs := groups[typ]
 		raws := make(map[string][]byte, len(msgs))
 		rawByType[typ] = raws
+		versions := make(map[string]string, len(msgs))
+		versionsByType[typ] = versions
 		h := fnv.New64a()
 		items := make(map[string]types.ResourceWithTTL, len(msgs))
 		for _, msg := range msgs {
@@ -326,6 +318,7 @@ func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built,
 			h.Write(buf[:])
 			items[name] = types.ResourceWithTTL{Resource: msg}
 			raws[name] = raw
+			versions[name] = strconv.FormatUint(rh, 16)
 		}
 		v := strconv.FormatUint(h.Sum64(), 16)
 		b.snap.Resources[typ] = cachev3.Resources{Version: v, Items: items}
@@ -338,19 +331,16 @@ func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built,
 	if err := b.snap.Consistent(); err != nil {
 		return nil, fmt.Errorf("inconsistent snapshot: %w", err)
 	}
-	// Checked on the real messages; served premarshaled, so every stream
-	// shares the bytes.
+	// Checked on the real messages; served from the bytes, which every
+	// stream shares.
 	for typ, raws := range rawByType {
-		items := b.snap.Resources[typ].Items
-		names := make([]string, 0, len(items))
-		for name, it := range items {
-			items[name] = types.ResourceWithTTL{Resource: newPremarshaled(it.Resource, name, raws[name])}
+		names := make([]string, 0, len(raws))
+		for name := range raws {
 			names = append(names, name)
 		}
 		url := typeURLs[typ]
-		b.sotw[url] = newTypeResponse(url, b.snap.Resources[typ].Version, names, raws)
+		b.sotw[url] = newTypeResponse(url, b.snap.Resources[typ].Version, names, raws, versionsByType[typ])
 	}
-	b.delta = newDeltaSnapshot(b.snap)
 	b.version = strconv.FormatUint(all.Sum64(), 16)
 	return b, nil
 }
@@ -438,11 +428,3 @@ func (m *Manager) Classes() []ClassView {
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
 }
-
-// zapLogger adapts zap to go-control-plane's logger.
-type zapLogger struct{ l *zap.Logger }
-
-func (z zapLogger) Debugf(f string, a ...any) { z.l.Sugar().Debugf(f, a...) }
-func (z zapLogger) Infof(f string, a ...any)  { z.l.Sugar().Debugf(f, a...) }
-func (z zapLogger) Warnf(f string, a ...any)  { z.l.Sugar().Warnf(f, a...) }
-func (z zapLogger) Errorf(f string, a ...any) { z.l.Sugar().Errorf(f, a...) }

@@ -17,16 +17,27 @@ import (
 // its connection.
 type typeResponse struct {
 	version string
-	all     []*anypb.Any          // every resource, sorted by name
+	sorted  []string              // resource names, sorted
+	all     []*anypb.Any          // every resource, in sorted's order
 	byName  map[string]*anypb.Any // for EDS and RDS requests by name
 	// names is what every full response returns (name -> version); shared
 	// and never modified.
 	names map[string]string
+	// versions are the resources' own versions (content hashes), for Delta.
+	versions map[string]string
+
+	// Delta's view, built on first use (see delta.go).
+	deltaOnce sync.Once
+	delta     map[string]*discovery.Resource
+	diffMu    sync.Mutex
+	diffOld   *typeResponse
+	diff      *deltaDiff
 }
 
-func newTypeResponse(typeURL, version string, names []string, raws map[string][]byte) *typeResponse {
+func newTypeResponse(typeURL, version string, names []string, raws map[string][]byte, versions map[string]string) *typeResponse {
 	sort.Strings(names)
-	t := &typeResponse{version: version, byName: make(map[string]*anypb.Any, len(names)), names: make(map[string]string, len(names))}
+	t := &typeResponse{version: version, sorted: names, byName: make(map[string]*anypb.Any, len(names)),
+		names: make(map[string]string, len(names)), versions: versions}
 	for _, n := range names {
 		a := &anypb.Any{TypeUrl: typeURL, Value: raws[n]}
 		t.all = append(t.all, a)
@@ -37,12 +48,9 @@ func newTypeResponse(typeURL, version string, names []string, raws map[string][]
 }
 
 // sotwCache serves State-of-the-World watches (ADS and per-type) from the
-// classes' prebuilt responses. Delta watches are served by go-control-plane's
-// snapshot cache, which keeps per-resource versions; it is given the same
-// snapshots.
+// classes' prebuilt responses, and keeps the Delta streams of each class
+// (served by DeltaServer from the same responses).
 type sotwCache struct {
-	delta cachev3.SnapshotCache
-
 	mu      sync.Mutex
 	classes map[string]*sotwClass
 	nextID  int64
@@ -51,6 +59,7 @@ type sotwCache struct {
 type sotwClass struct {
 	types   map[string]*typeResponse
 	watches map[int64]*sotwWatch
+	deltas  map[*deltaWatch]struct{}
 }
 
 type sotwWatch struct {
@@ -59,14 +68,14 @@ type sotwWatch struct {
 	out chan cachev3.Response
 }
 
-func newSotwCache(delta cachev3.SnapshotCache) *sotwCache {
-	return &sotwCache{delta: delta, classes: map[string]*sotwClass{}}
+func newSotwCache() *sotwCache {
+	return &sotwCache{classes: map[string]*sotwClass{}}
 }
 
 func (c *sotwCache) class(key string) *sotwClass {
 	cl, ok := c.classes[key]
 	if !ok {
-		cl = &sotwClass{types: map[string]*typeResponse{}, watches: map[int64]*sotwWatch{}}
+		cl = &sotwClass{types: map[string]*typeResponse{}, watches: map[int64]*sotwWatch{}, deltas: map[*deltaWatch]struct{}{}}
 		c.classes[key] = cl
 	}
 	return cl
@@ -96,13 +105,18 @@ func (c *sotwCache) set(key string, types map[string]*typeResponse) {
 			delete(cl.watches, id)
 		}
 	}
+	for w := range cl.deltas {
+		w.notify()
+	}
 }
 
-// clear forgets a class.
+// clear forgets a class that has no streams left.
 func (c *sotwCache) clear(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.classes, key)
+	if cl, ok := c.classes[key]; ok && len(cl.watches) == 0 && len(cl.deltas) == 0 {
+		delete(c.classes, key)
+	}
 }
 
 func typeOrder(typeURL string) int {
@@ -203,9 +217,9 @@ func (c *sotwCache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, 
 	}, nil
 }
 
-// CreateDeltaWatch is served by the snapshot cache.
-func (c *sotwCache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscription, out chan cachev3.DeltaResponse) (func(), error) {
-	return c.delta.CreateDeltaWatch(req, sub, out)
+// CreateDeltaWatch is not used: DeltaServer serves Delta streams.
+func (c *sotwCache) CreateDeltaWatch(*cachev3.DeltaRequest, cachev3.Subscription, chan cachev3.DeltaResponse) (func(), error) {
+	return nil, errors.New("delta watches are served by snapshot.DeltaServer")
 }
 
 // Fetch (REST xDS) is not served.

@@ -100,7 +100,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 	}
 	a.apply(in)
 
-	a.grpc, err = server.NewXDS(ctx, a.Manager.Cache(), a.Status, server.XDSOptions{TLS: o.TLS})
+	a.grpc, err = server.NewXDS(ctx, a.Manager.Cache(), a.Status,
+		server.XDSOptions{TLS: o.TLS, Delta: a.Manager.DeltaServer(ctx, a.Status)})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,92 @@
+package snapshot
+
+import (
+	"sort"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// tr builds a type response from name → version.
+func tr(versions map[string]string) *typeResponse {
+	names := make([]string, 0, len(versions))
+	raws := map[string][]byte{}
+	for n, v := range versions {
+		names = append(names, n)
+		raws[n] = []byte(v)
+	}
+	return newTypeResponse("type.googleapis.com/envoy.config.cluster.v3.Cluster", "v", names, raws, versions)
+}
+
+func namesOf(t *typeResponse, s *deltaSub) ([]string, []string) {
+	changed, removed := s.respond(t)
+	var out []string
+	for _, r := range changed {
+		out = append(out, r.Name+"@"+r.Version)
+	}
+	sort.Strings(out)
+	return out, removed
+}
+
+func TestDeltaSubWildcard(t *testing.T) {
+	v1 := tr(map[string]string{"a": "1", "b": "1", "c": "1"})
+	v2 := tr(map[string]string{"a": "1", "b": "2", "d": "1"})
+	s := &deltaSub{wildcard: true, names: map[string]struct{}{}}
+	got, removed := namesOf(v1, s)
+	require.Equal(t, []string{"a@1", "b@1", "c@1"}, got)
+	require.Empty(t, removed)
+	got, removed = namesOf(v2, s)
+	require.Equal(t, []string{"b@2", "d@1"}, got)
+	require.Equal(t, []string{"c"}, removed)
+	require.Same(t, v2, s.base)
+	got, removed = namesOf(v2, s)
+	require.Empty(t, got)
+	require.Empty(t, removed)
+
+	// A second stream moving v1 → v2 shares the computed difference.
+	s2 := &deltaSub{wildcard: true, names: map[string]struct{}{}, base: v1}
+	c1, _ := s2.respond(v2)
+	require.Same(t, v2.diffFrom(v1), v2.diff)
+	require.Equal(t, &v2.diff.changed[0], &c1[0], "the changed list is shared, not copied")
+}
+
+func TestDeltaSubInitialVersions(t *testing.T) {
+	v := tr(map[string]string{"a": "1", "b": "2"})
+	s := &deltaSub{wildcard: true, names: map[string]struct{}{}, known: map[string]string{"a": "1", "b": "1", "z": "9"}}
+	got, removed := namesOf(v, s)
+	require.Equal(t, []string{"b@2"}, got)
+	require.Equal(t, []string{"z"}, removed)
+}
+
+func TestDeltaSubNamed(t *testing.T) {
+	v1 := tr(map[string]string{"a": "1", "b": "1", "c": "1"})
+	v2 := tr(map[string]string{"a": "2", "b": "2"})
+	s := &deltaSub{names: map[string]struct{}{}}
+	s.update([]string{"a", "c", "x"}, nil)
+	got, removed := namesOf(v1, s)
+	require.Equal(t, []string{"a@1", "c@1"}, got, "only subscribed names; x does not exist")
+	require.Empty(t, removed)
+
+	// Subscribing b later sends b alone.
+	s.update([]string{"b"}, nil)
+	got, _ = namesOf(v1, s)
+	require.Equal(t, []string{"b@1"}, got)
+
+	// v2: a and b changed, c removed; x still absent.
+	got, removed = namesOf(v2, s)
+	require.Equal(t, []string{"a@2", "b@2"}, got)
+	require.Equal(t, []string{"c"}, removed)
+
+	// Unsubscribed names are not sent any more.
+	s.update(nil, []string{"a"})
+	v3 := tr(map[string]string{"a": "3", "b": "2"})
+	got, removed = namesOf(v3, s)
+	require.Empty(t, got)
+	require.Empty(t, removed)
+
+	// Turning on the wildcard sends what the proxy does not hold.
+	s.update([]string{"*"}, nil)
+	got, removed = namesOf(v3, s)
+	require.Equal(t, []string{"a@3"}, got)
+	require.Empty(t, removed)
+}
