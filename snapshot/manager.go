@@ -80,7 +80,6 @@ type built struct {
 	gen          uint64
 	fingerprint  uint64
 	res          *translate.Resources
-	snap         *cachev3.Snapshot
 	version      string
 	typeVersions map[string]string
 	sotw         map[string]*typeResponse
@@ -272,7 +271,7 @@ var typeURLs = map[types.ResponseType]string{
 // build translates, hashes, validates and checks one class.
 func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built, error) {
 	res := idx.Translate(c.proxy)
-	b := &built{gen: gen, fingerprint: fp, res: res, snap: &cachev3.Snapshot{}, typeVersions: map[string]string{}, sotw: map[string]*typeResponse{}}
+	b := &built{gen: gen, fingerprint: fp, res: res, typeVersions: map[string]string{}, sotw: map[string]*typeResponse{}}
 	groups := map[types.ResponseType][]proto.Message{}
 	for _, r := range res.Clusters {
 		groups[types.Cluster] = append(groups[types.Cluster], r)
@@ -297,7 +296,6 @@ func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built,
 		versions := make(map[string]string, len(msgs))
 		versionsByType[typ] = versions
 		h := fnv.New64a()
-		items := make(map[string]types.ResourceWithTTL, len(msgs))
 		for _, msg := range msgs {
 			raw, err := m.marshal(msg, gen)
 			if err != nil {
@@ -316,19 +314,17 @@ func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built,
 			var buf [8]byte
 			binary.LittleEndian.PutUint64(buf[:], rh)
 			h.Write(buf[:])
-			items[name] = types.ResourceWithTTL{Resource: msg}
 			raws[name] = raw
 			versions[name] = strconv.FormatUint(rh, 16)
 		}
 		v := strconv.FormatUint(h.Sum64(), 16)
-		b.snap.Resources[typ] = cachev3.Resources{Version: v, Items: items}
 		b.typeVersions[typeURLs[typ]] = v
 		all.Write([]byte(v))
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("generated config failed validation: %w", errors.Join(errs...))
 	}
-	if err := b.snap.Consistent(); err != nil {
+	if err := consistent(res); err != nil {
 		return nil, fmt.Errorf("inconsistent snapshot: %w", err)
 	}
 	// Checked on the real messages; served from the bytes, which every
@@ -339,7 +335,7 @@ func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built,
 			names = append(names, name)
 		}
 		url := typeURLs[typ]
-		b.sotw[url] = newTypeResponse(url, b.snap.Resources[typ].Version, names, raws, versionsByType[typ])
+		b.sotw[url] = newTypeResponse(url, b.typeVersions[url], names, raws, versionsByType[typ])
 	}
 	b.version = strconv.FormatUint(all.Sum64(), 16)
 	return b, nil
