@@ -194,7 +194,7 @@ func (s *chainSet) add(c *chain) (collided []string) {
 func (t *translation) routeFilters(dests []destRef, port uint32, vs *vsEntry) []*listener.Filter {
 	if len(dests) == 1 {
 		name := t.destinationCluster(dests[0], port)
-		return []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(dests[0].host))}
+		return []*listener.Filter{t.tcpProxy(name, name, t.idleTimeout(dests[0].host))}
 	}
 	var ws []weightedCluster
 	host := ""
@@ -209,10 +209,10 @@ func (t *translation) routeFilters(dests []destRef, port uint32, vs *vsEntry) []
 	}
 	if len(ws) == 0 {
 		name := t.destinationCluster(dests[0], port)
-		return []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(dests[0].host))}
+		return []*listener.Filter{t.tcpProxy(name, name, t.idleTimeout(dests[0].host))}
 	}
 	if len(ws) == 1 {
-		return []*listener.Filter{tcpProxyFilter(ws[0].name, ws[0].name, t.log(), t.idleTimeout(host))}
+		return []*listener.Filter{t.tcpProxy(ws[0].name, ws[0].name, t.idleTimeout(host))}
 	}
 	return []*listener.Filter{tcpProxyWeighted(vs.obj.Name+"."+vs.obj.Namespace, ws, t.log(), t.idleTimeout(host))}
 }

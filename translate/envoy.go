@@ -113,6 +113,34 @@ func noRouteAccessLog(path string) *accesslog.AccessLog {
 }
 
 // tcpProxyFilter sends the connection to one cluster.
+type tcpProxyKey struct {
+	statPrefix, cluster, accessLog string
+	idle                           bool
+	idleSeconds                    int64
+	idleNanos                      int32
+}
+
+// tcpProxy is tcpProxyFilter with this proxy's access log, its config
+// shared through the index.
+func (t *translation) tcpProxy(statPrefix, cluster string, idle *durationpb.Duration) *listener.Filter {
+	k := tcpProxyKey{statPrefix: statPrefix, cluster: cluster, accessLog: t.accessLog, idle: idle != nil,
+		idleSeconds: idle.GetSeconds(), idleNanos: idle.GetNanos()}
+	x := t.x
+	x.tcpMu.Lock()
+	a, ok := x.tcpProxies[k]
+	x.tcpMu.Unlock()
+	if !ok {
+		a = tcpProxyFilter(statPrefix, cluster, t.log(), idle).GetTypedConfig()
+		x.tcpMu.Lock()
+		if x.tcpProxies == nil {
+			x.tcpProxies = map[tcpProxyKey]*anypb.Any{}
+		}
+		x.tcpProxies[k] = a
+		x.tcpMu.Unlock()
+	}
+	return &listener.Filter{Name: wellknown.TCPProxy, ConfigType: &listener.Filter_TypedConfig{TypedConfig: a}}
+}
+
 func tcpProxyFilter(statPrefix, cluster string, log *accesslog.AccessLog, idle *durationpb.Duration) *listener.Filter {
 	tp := &tcp.TcpProxy{StatPrefix: statPrefix, ClusterSpecifier: &tcp.TcpProxy_Cluster{Cluster: cluster}, IdleTimeout: idle}
 	if log != nil {

@@ -11,6 +11,7 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
@@ -224,6 +225,12 @@ type Index struct {
 
 	domainSuffix string
 	problems     []inputs.Problem
+
+	// tcpProxies are TCP proxy filter configs, marshalled once and shared
+	// by every translation of this index (a sidecar's thousands of SNI
+	// chains are mostly the same in every proxy class).
+	tcpMu      sync.Mutex
+	tcpProxies map[tcpProxyKey]*anypb.Any
 
 	// Content hashes for Fingerprint.
 	meshHash uint64

@@ -74,7 +74,7 @@ func (t *translation) virtualOutbound(fallback string) *listener.Listener {
 			},
 			{
 				Name:    voCatchAllChain,
-				Filters: []*listener.Filter{tcpProxyFilter(fallback, fallback, t.log(), nil)},
+				Filters: []*listener.Filter{t.tcpProxy(fallback, fallback, nil)},
 			},
 		},
 	}
@@ -216,7 +216,7 @@ func (t *translation) tcpChains(svc *service, p *svcPort, bind string, cidrs []s
 			sni = []string{svc.hostname}
 		}
 		name := clusterName(p.number, "", svc.hostname)
-		return []*chain{{sniHosts: sni, cidrs: cidrs, filters: []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(svc.hostname))}, origin: svc.kind}}
+		return []*chain{{sniHosts: sni, cidrs: cidrs, filters: []*listener.Filter{t.tcpProxy(name, name, t.idleTimeout(svc.hostname))}, origin: svc.kind}}
 	}
 	for _, vs := range vss {
 		for ri := range vs.tcp {
@@ -247,7 +247,7 @@ func (t *translation) tcpChains(svc *service, p *svcPort, bind string, cidrs []s
 		}
 	}
 	name := clusterName(p.number, "", svc.hostname)
-	return append(out, &chain{cidrs: cidrs, filters: []*listener.Filter{tcpProxyFilter(name, name, t.log(), t.idleTimeout(svc.hostname))}, origin: svc.kind})
+	return append(out, &chain{cidrs: cidrs, filters: []*listener.Filter{t.tcpProxy(name, name, t.idleTimeout(svc.hostname))}, origin: svc.kind})
 }
 
 // matchL4 is istiod's matchTLS/matchTCP: the match's gateways, source
@@ -313,7 +313,7 @@ func (t *translation) renderOutbound(e *outboundListener, fallback string) *list
 		l.DefaultFilterChain = &listener.FilterChain{
 			Name:             passthroughChain,
 			FilterChainMatch: &listener.FilterChainMatch{},
-			Filters:          []*listener.Filter{tcpProxyFilter(fallback, fallback, t.log(), nil)},
+			Filters:          []*listener.Filter{t.tcpProxy(fallback, fallback, nil)},
 		}
 	}
 	return l
