@@ -41,17 +41,6 @@ type deltaDiff struct {
 	removed []string
 }
 
-// deltaResources returns t's resources as Delta entries, built once.
-func (t *typeResponse) deltaResources() map[string]*discovery.Resource {
-	t.deltaOnce.Do(func() {
-		t.delta = make(map[string]*discovery.Resource, len(t.byName))
-		for n, a := range t.byName {
-			t.delta[n] = &discovery.Resource{Name: n, Version: t.versions[n], Resource: a}
-		}
-	})
-	return t.delta
-}
-
 // diffFrom returns the change from old to t, computed once per pair.
 func (t *typeResponse) diffFrom(old *typeResponse) *deltaDiff {
 	t.diffMu.Lock()
@@ -59,7 +48,7 @@ func (t *typeResponse) diffFrom(old *typeResponse) *deltaDiff {
 	if t.diffOld == old && t.diff != nil {
 		return t.diff
 	}
-	res := t.deltaResources()
+	res := t.delta
 	d := &deltaDiff{}
 	for _, n := range t.sorted {
 		if old.versions[n] != t.versions[n] {
@@ -166,7 +155,7 @@ func (s *deltaSub) materialise() {
 // hold at t's version and the names it holds that t no longer has. It
 // leaves the subscription holding t.
 func (s *deltaSub) respond(t *typeResponse) (changed []*discovery.Resource, removed []string) {
-	res := t.deltaResources()
+	res := t.delta
 	switch {
 	case s.base == t:
 	case s.base != nil:

@@ -4,18 +4,19 @@ import (
 	"sort"
 	"testing"
 
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // tr builds a type response from name → version.
 func tr(versions map[string]string) *typeResponse {
-	names := make([]string, 0, len(versions))
-	raws := map[string][]byte{}
+	wires := map[string]*wire{}
 	for n, v := range versions {
-		names = append(names, n)
-		raws[n] = []byte(v)
+		a := &anypb.Any{TypeUrl: "type.googleapis.com/envoy.config.cluster.v3.Cluster", Value: []byte(v)}
+		wires[n] = &wire{any: a, delta: &discovery.Resource{Name: n, Version: v, Resource: a}}
 	}
-	return newTypeResponse("type.googleapis.com/envoy.config.cluster.v3.Cluster", "v", names, raws, versions)
+	return newTypeResponse("v", wires)
 }
 
 func namesOf(t *typeResponse, s *deltaSub) ([]string, []string) {

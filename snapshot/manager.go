@@ -10,12 +10,18 @@ import (
 	"sync"
 	"time"
 
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/chokepoint-xds/chokepoint/inputs"
 	"github.com/chokepoint-xds/chokepoint/internal/parallel"
@@ -41,22 +47,14 @@ type Manager struct {
 	classes  map[string]*class
 	inputsAt time.Time
 
-	// built caches translated snapshots by class and index generation, so a
-	// class that comes back (a proxy reconnecting) costs nothing.
-	built *lru.Cache[builtKey, *built]
 	// validated remembers resources (by content hash) that passed
 	// ValidateAll, so an unchanged resource is not validated again.
 	validated *lru.Cache[uint64, struct{}]
 
-	// raw caches wire bytes by resource for the current index generation.
+	// raw caches encoded resources for the current index generation.
 	rawMu  sync.Mutex
 	rawGen uint64
-	raw    map[proto.Message][]byte
-}
-
-type builtKey struct {
-	class string
-	gen   uint64
+	raw    map[proto.Message]*wire
 }
 
 // class is a set of proxies with the same effective inputs.
@@ -75,11 +73,15 @@ type class struct {
 	buildMu sync.Mutex
 }
 
-// built is one translation of a class, ready to serve.
+// built is one translation of a class, ready to serve. It keeps the wire
+// bytes, not the translated messages: the debug endpoints decode what is
+// served (Manager.Served) when they need it.
 type built struct {
 	gen          uint64
 	fingerprint  uint64
-	res          *translate.Resources
+	problems     []inputs.Problem
+	registryOnly bool
+	counts       [4]int // clusters, endpoints, listeners, routes
 	version      string
 	typeVersions map[string]string
 	sotw         map[string]*typeResponse
@@ -89,7 +91,6 @@ type built struct {
 func NewManager(log *zap.Logger, metrics *Metrics) *Manager {
 	m := &Manager{log: log, metrics: metrics, classes: map[string]*class{}}
 	m.sotw = newSotwCache()
-	m.built, _ = lru.New[builtKey, *built](256)
 	m.validated, _ = lru.New[uint64, struct{}](1 << 18)
 	return m
 }
@@ -232,18 +233,13 @@ func (m *Manager) rebuild(c *class, idx *translate.Index, gen uint64) bool {
 		m.metrics.Builds.WithLabelValues("unchanged").Inc()
 		return false
 	}
-	b, ok := m.built.Get(builtKey{c.key, gen})
-	if !ok {
-		var err error
-		b, err = m.build(c, idx, gen, fp)
-		if err != nil {
-			c.err, c.errAt = err, time.Now()
-			m.metrics.Builds.WithLabelValues("failed").Inc()
-			m.log.Error("snapshot build failed: keeping the last good snapshot",
-				zap.String("class", c.key), zap.Uint64("generation", gen), zap.Error(err))
-			return false
-		}
-		m.built.Add(builtKey{c.key, gen}, b)
+	b, err := m.build(c, idx, gen, fp)
+	if err != nil {
+		c.err, c.errAt = err, time.Now()
+		m.metrics.Builds.WithLabelValues("failed").Inc()
+		m.log.Error("snapshot build failed: keeping the last good snapshot",
+			zap.String("class", c.key), zap.Uint64("generation", gen), zap.Error(err))
+		return false
 	}
 	c.err = nil
 	if c.current != nil && c.current.version == b.version {
@@ -256,8 +252,8 @@ func (m *Manager) rebuild(c *class, idx *translate.Index, gen uint64) bool {
 	m.metrics.Builds.WithLabelValues("ok").Inc()
 	m.metrics.BuildSeconds.Observe(time.Since(start).Seconds())
 	m.log.Info("snapshot set", zap.String("class", c.key), zap.String("version", b.version),
-		zap.Int("clusters", len(b.res.Clusters)), zap.Int("listeners", len(b.res.Listeners)),
-		zap.Int("routes", len(b.res.Routes)), zap.Duration("took", time.Since(start)))
+		zap.Int("clusters", b.counts[0]), zap.Int("listeners", b.counts[2]),
+		zap.Int("routes", b.counts[3]), zap.Duration("took", time.Since(start)))
 	return true
 }
 
@@ -271,7 +267,9 @@ var typeURLs = map[types.ResponseType]string{
 // build translates, hashes, validates and checks one class.
 func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built, error) {
 	res := idx.Translate(c.proxy)
-	b := &built{gen: gen, fingerprint: fp, res: res, typeVersions: map[string]string{}, sotw: map[string]*typeResponse{}}
+	b := &built{gen: gen, fingerprint: fp, problems: res.Problems, registryOnly: res.RegistryOnly,
+		counts:       [4]int{len(res.Clusters), len(res.Endpoints), len(res.Listeners), len(res.Routes)},
+		typeVersions: map[string]string{}, sotw: map[string]*typeResponse{}}
 	groups := map[types.ResponseType][]proto.Message{}
 	for _, r := range res.Clusters {
 		groups[types.Cluster] = append(groups[types.Cluster], r)
@@ -286,36 +284,30 @@ func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built,
 		groups[types.Endpoint] = append(groups[types.Endpoint], r)
 	}
 	all := fnv.New64a()
-	rawByType := map[types.ResponseType]map[string][]byte{}
-	versionsByType := map[types.ResponseType]map[string]string{}
+	wiresByType := map[types.ResponseType]map[string]*wire{}
 	var errs []error
 	for _, typ := range []types.ResponseType{types.Cluster, types.Endpoint, types.Listener, types.Route} {
 		msgs := groups[typ]
-		raws := make(map[string][]byte, len(msgs))
-		rawByType[typ] = raws
-		versions := make(map[string]string, len(msgs))
-		versionsByType[typ] = versions
+		wires := make(map[string]*wire, len(msgs))
+		wiresByType[typ] = wires
 		h := fnv.New64a()
 		for _, msg := range msgs {
-			raw, err := m.marshal(msg, gen)
+			w, err := m.wire(msg, typeURLs[typ], gen)
 			if err != nil {
 				return nil, fmt.Errorf("marshalling %s: %w", cachev3.GetResourceName(msg), err)
 			}
-			rh := fnv64(raw)
-			if _, ok := m.validated.Get(rh); !ok {
+			if _, ok := m.validated.Get(w.hash); !ok {
 				if err := translate.ValidateResource(msg); err != nil {
-					errs = append(errs, fmt.Errorf("%s %q: %w", typeName(typ), cachev3.GetResourceName(msg), err))
+					errs = append(errs, fmt.Errorf("%s %q: %w", typeName(typ), w.delta.Name, err))
 					continue
 				}
-				m.validated.Add(rh, struct{}{})
+				m.validated.Add(w.hash, struct{}{})
 			}
-			name := cachev3.GetResourceName(msg)
-			h.Write([]byte(name))
+			h.Write([]byte(w.delta.Name))
 			var buf [8]byte
-			binary.LittleEndian.PutUint64(buf[:], rh)
+			binary.LittleEndian.PutUint64(buf[:], w.hash)
 			h.Write(buf[:])
-			raws[name] = raw
-			versions[name] = strconv.FormatUint(rh, 16)
+			wires[w.delta.Name] = w
 		}
 		v := strconv.FormatUint(h.Sum64(), 16)
 		b.typeVersions[typeURLs[typ]] = v
@@ -328,41 +320,49 @@ func (m *Manager) build(c *class, idx *translate.Index, gen, fp uint64) (*built,
 		return nil, fmt.Errorf("inconsistent snapshot: %w", err)
 	}
 	// Checked on the real messages; served from the bytes, which every
-	// stream shares.
-	for typ, raws := range rawByType {
-		names := make([]string, 0, len(raws))
-		for name := range raws {
-			names = append(names, name)
-		}
+	// stream (and every class holding the same resource) shares.
+	for typ, wires := range wiresByType {
 		url := typeURLs[typ]
-		b.sotw[url] = newTypeResponse(url, b.typeVersions[url], names, raws, versionsByType[typ])
+		b.sotw[url] = newTypeResponse(b.typeVersions[url], wires)
 	}
 	b.version = strconv.FormatUint(all.Sum64(), 16)
 	return b, nil
 }
 
-// marshal encodes a resource deterministically, once per index generation
-// for resources shared by several classes (clusters the index built once).
-func (m *Manager) marshal(msg proto.Message, gen uint64) ([]byte, error) {
+// wire is a resource ready to send: its deterministic encoding, the
+// encoding's hash (its Delta version), and the Any and Delta entry that
+// carry it. Every class whose translation holds the same message (clusters
+// the index built once) shares one wire per index generation.
+type wire struct {
+	hash  uint64
+	any   *anypb.Any
+	delta *discovery.Resource
+}
+
+// wire encodes msg once per index generation.
+func (m *Manager) wire(msg proto.Message, typeURL string, gen uint64) (*wire, error) {
 	m.rawMu.Lock()
 	if m.rawGen != gen {
-		m.rawGen, m.raw = gen, map[proto.Message][]byte{}
+		m.rawGen, m.raw = gen, map[proto.Message]*wire{}
 	}
-	raw, ok := m.raw[msg]
+	w, ok := m.raw[msg]
 	m.rawMu.Unlock()
 	if ok {
-		return raw, nil
+		return w, nil
 	}
 	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
 	if err != nil {
 		return nil, err
 	}
+	h := fnv64(raw)
+	a := &anypb.Any{TypeUrl: typeURL, Value: raw}
+	w = &wire{hash: h, any: a, delta: &discovery.Resource{Name: cachev3.GetResourceName(msg), Version: strconv.FormatUint(h, 16), Resource: a}}
 	m.rawMu.Lock()
 	if m.rawGen == gen {
-		m.raw[msg] = raw
+		m.raw[msg] = w
 	}
 	m.rawMu.Unlock()
-	return raw, nil
+	return w, nil
 }
 
 func typeName(t types.ResponseType) string {
@@ -392,7 +392,7 @@ type ClassView struct {
 	Streams      int
 	Version      string
 	TypeVersions map[string]string
-	Resources    *translate.Resources
+	Problems     []inputs.Problem
 	Error        string
 	SetAt        time.Time
 }
@@ -410,7 +410,7 @@ func (m *Manager) Classes() []ClassView {
 		c.buildMu.Lock()
 		v := ClassView{Key: c.key, Proxy: c.proxy, SetAt: c.setAt}
 		if c.current != nil {
-			v.Version, v.TypeVersions, v.Resources = c.current.version, c.current.typeVersions, c.current.res
+			v.Version, v.TypeVersions, v.Problems = c.current.version, c.current.typeVersions, c.current.problems
 		}
 		if c.err != nil {
 			v.Error = c.err.Error()
@@ -423,4 +423,41 @@ func (m *Manager) Classes() []ClassView {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
+}
+
+// Served decodes what class key is being served, with its version; ok is
+// false when the class has no snapshot.
+func (m *Manager) Served(key string) (res *translate.Resources, version string, ok bool, err error) {
+	m.mu.Lock()
+	c := m.classes[key]
+	m.mu.Unlock()
+	if c == nil {
+		return nil, "", false, nil
+	}
+	c.buildMu.Lock()
+	b := c.current
+	c.buildMu.Unlock()
+	if b == nil {
+		return nil, "", false, nil
+	}
+	res = &translate.Resources{Problems: b.problems, RegistryOnly: b.registryOnly}
+	for url, t := range b.sotw {
+		for _, a := range t.all {
+			msg, err := a.UnmarshalNew()
+			if err != nil {
+				return nil, "", false, fmt.Errorf("decoding %s: %w", url, err)
+			}
+			switch x := msg.(type) {
+			case *cluster.Cluster:
+				res.Clusters = append(res.Clusters, x)
+			case *endpoint.ClusterLoadAssignment:
+				res.Endpoints = append(res.Endpoints, x)
+			case *listener.Listener:
+				res.Listeners = append(res.Listeners, x)
+			case *route.RouteConfiguration:
+				res.Routes = append(res.Routes, x)
+			}
+		}
+	}
+	return res, b.version, true, nil
 }

@@ -23,26 +23,33 @@ type typeResponse struct {
 	// names is what every full response returns (name -> version); shared
 	// and never modified.
 	names map[string]string
-	// versions are the resources' own versions (content hashes), for Delta.
+	// versions are the resources' own versions (content hashes), and delta
+	// their Delta entries (see delta.go).
 	versions map[string]string
+	delta    map[string]*discovery.Resource
 
-	// Delta's view, built on first use (see delta.go).
-	deltaOnce sync.Once
-	delta     map[string]*discovery.Resource
-	diffMu    sync.Mutex
-	diffOld   *typeResponse
-	diff      *deltaDiff
+	// diffOld → diff is the last difference computed (see diffFrom).
+	diffMu  sync.Mutex
+	diffOld *typeResponse
+	diff    *deltaDiff
 }
 
-func newTypeResponse(typeURL, version string, names []string, raws map[string][]byte, versions map[string]string) *typeResponse {
+func newTypeResponse(version string, wires map[string]*wire) *typeResponse {
+	names := make([]string, 0, len(wires))
+	for n := range wires {
+		names = append(names, n)
+	}
 	sort.Strings(names)
-	t := &typeResponse{version: version, sorted: names, byName: make(map[string]*anypb.Any, len(names)),
-		names: make(map[string]string, len(names)), versions: versions}
+	t := &typeResponse{version: version, sorted: names, all: make([]*anypb.Any, 0, len(names)),
+		byName: make(map[string]*anypb.Any, len(names)), names: make(map[string]string, len(names)),
+		versions: make(map[string]string, len(names)), delta: make(map[string]*discovery.Resource, len(names))}
 	for _, n := range names {
-		a := &anypb.Any{TypeUrl: typeURL, Value: raws[n]}
-		t.all = append(t.all, a)
-		t.byName[n] = a
+		w := wires[n]
+		t.all = append(t.all, w.any)
+		t.byName[n] = w.any
 		t.names[n] = version
+		t.versions[n] = w.delta.Version
+		t.delta[n] = w.delta
 	}
 	return t
 }

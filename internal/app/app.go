@@ -224,10 +224,7 @@ func (a *App) registerDebug(admin *server.Admin) {
 		var out []row
 		for _, c := range mgr.Classes() {
 			r := row{Class: c.Key, Type: string(c.Proxy.Type), Namespace: c.Proxy.Namespace, Labels: c.Proxy.Labels,
-				Streams: c.Streams, Version: c.Version, TypeVersions: c.TypeVersions, Error: c.Error}
-			if c.Resources != nil {
-				r.Problems = c.Resources.Problems
-			}
+				Streams: c.Streams, Version: c.Version, TypeVersions: c.TypeVersions, Error: c.Error, Problems: c.Problems}
 			out = append(out, r)
 		}
 		server.WriteJSON(w, out)
@@ -243,17 +240,17 @@ func (a *App) registerDebug(admin *server.Admin) {
 			http.Error(w, fmt.Sprintf("proxy %q is not connected (see /debug/syncz)", id), http.StatusNotFound)
 			return
 		}
-		for _, c := range mgr.Classes() {
-			if c.Key != class || c.Resources == nil {
-				continue
-			}
-			b, err := configdump.JSON(c.Resources, c.Version)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
+		res, version, ok, err := mgr.Served(class)
+		if err == nil && ok {
+			var b []byte
+			if b, err = configdump.JSON(res, version); err == nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.Write(b)
 				return
 			}
-			w.Header().Set("Content-Type", "application/json")
-			w.Write(b)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		http.Error(w, fmt.Sprintf("proxy %q has no config yet", id), http.StatusServiceUnavailable)

@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -40,6 +41,7 @@ type config struct {
 	delta                      bool
 	timeout                    time.Duration
 	cpuprofile                 string
+	memprofile                 string
 	xds                        string
 }
 
@@ -52,6 +54,7 @@ func main() {
 	flag.BoolVar(&c.delta, "delta", false, "clients use incremental xDS (DeltaAggregatedResources, Envoy's DELTA_GRPC) instead of SotW")
 	flag.DurationVar(&c.timeout, "timeout", 180*time.Second, "give up after this long")
 	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the server process's edit phase to this file")
+	flag.StringVar(&c.memprofile, "memprofile", "", "write a heap profile of the server process after the edit to this file")
 	flag.StringVar(&c.xds, "xds", "", "the control plane's xDS address (-role clients)")
 	flag.Parse()
 	var err error
@@ -240,6 +243,18 @@ func runServer(c config) error {
 	fmt.Printf("  per client: %s responses, %s resources received, %s removed\n", r.Responses, r.Resources, r.Removed)
 	fmt.Printf("  server CPU during the edit phase: %s\n", (cpuTime() - cpu1).Round(time.Millisecond))
 	printProcesses(a, r)
+	if c.memprofile != "" {
+		f, err := os.Create(c.memprofile)
+		if err != nil {
+			return err
+		}
+		runtime.GC()
+		err = pprof.WriteHeapProfile(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
 
 	if err := send("quit"); err != nil {
 		return err
