@@ -48,15 +48,14 @@ func (t *typeResponse) diffFrom(old *typeResponse) *deltaDiff {
 	if t.diffOld == old && t.diff != nil {
 		return t.diff
 	}
-	res := t.delta
 	d := &deltaDiff{}
 	for _, n := range t.sorted {
-		if old.versions[n] != t.versions[n] {
-			d.changed = append(d.changed, res[n])
+		if w := t.wires[n]; old.versionOf(n) != w.delta.Version {
+			d.changed = append(d.changed, w.delta)
 		}
 	}
-	for n := range old.versions {
-		if _, ok := t.versions[n]; !ok {
+	for n := range old.wires {
+		if _, ok := t.wires[n]; !ok {
 			d.removed = append(d.removed, n)
 		}
 	}
@@ -143,9 +142,9 @@ func (s *deltaSub) materialise() {
 		return
 	}
 	s.known = map[string]string{}
-	for n, v := range s.base.versions {
+	for n, w := range s.base.wires {
 		if _, ok := s.names[n]; ok {
-			s.known[n] = v
+			s.known[n] = w.delta.Version
 		}
 	}
 	s.base = nil
@@ -155,7 +154,6 @@ func (s *deltaSub) materialise() {
 // hold at t's version and the names it holds that t no longer has. It
 // leaves the subscription holding t.
 func (s *deltaSub) respond(t *typeResponse) (changed []*discovery.Resource, removed []string) {
-	res := t.delta
 	switch {
 	case s.base == t:
 	case s.base != nil:
@@ -177,12 +175,12 @@ func (s *deltaSub) respond(t *typeResponse) (changed []*discovery.Resource, remo
 	default:
 		known := s.known
 		for _, n := range t.sorted {
-			if s.wants(n) && known[n] != t.versions[n] {
-				changed = append(changed, res[n])
+			if w := t.wires[n]; s.wants(n) && known[n] != w.delta.Version {
+				changed = append(changed, w.delta)
 			}
 		}
 		for n, v := range known {
-			if _, ok := t.versions[n]; !ok && v != "" && (s.wants(n) || s.wildcard) {
+			if _, ok := t.wires[n]; !ok && v != "" && (s.wants(n) || s.wildcard) {
 				removed = append(removed, n)
 			}
 		}
@@ -197,7 +195,8 @@ func (s *deltaSub) respond(t *typeResponse) (changed []*discovery.Resource, remo
 		}
 		extra := false
 		for _, n := range s.added {
-			if r, ok := res[n]; ok && !seen[n] && !s.wildcard {
+			if w, ok := t.wires[n]; ok && !seen[n] && !s.wildcard {
+				r := w.delta
 				if !extra {
 					changed = append([]*discovery.Resource(nil), changed...)
 					extra = true

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"sort"
 	"testing"
+	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/stretchr/testify/require"
@@ -90,4 +91,22 @@ func TestDeltaSubNamed(t *testing.T) {
 	got, removed = namesOf(v3, s)
 	require.Equal(t, []string{"a@3"}, got)
 	require.Empty(t, removed)
+}
+
+func TestBudget(t *testing.T) {
+	b := newBudget(100)
+	b.acquire(500) // one holder always gets in, whatever its size
+	got := make(chan struct{})
+	go func() { b.acquire(10); close(got) }()
+	select {
+	case <-got:
+		t.Fatal("acquired beyond the budget")
+	case <-time.After(50 * time.Millisecond):
+	}
+	b.add(20) // a holder's further responses do not wait
+	b.release(520)
+	<-got
+	b.acquire(90) // 10 + 90 fits
+	b.release(100)
+	require.Zero(t, b.used)
 }

@@ -169,6 +169,7 @@ func (m *Manager) SetIndex(idx *translate.Index) {
 		}
 		cmu.Unlock()
 	})
+	m.dropWires()
 	m.log.Info("inputs applied", zap.Uint64("generation", gen), zap.Int("classes_pushed", changed),
 		zap.Int("classes_unchanged", unchanged), zap.Int("errors", counts[inputs.SeverityError]),
 		zap.Int("warnings", counts[inputs.SeverityWarning]), zap.Duration("took", time.Since(start)))
@@ -214,7 +215,17 @@ func (m *Manager) ensure(c *class, idx *translate.Index, gen uint64) {
 	c.buildMu.Unlock()
 	if !have {
 		m.rebuild(c, idx, gen)
+		m.dropWires()
 	}
+}
+
+// dropWires forgets the encoding cache once the builds that share it are
+// done: its keys are the translated messages, which would otherwise stay
+// in memory beside their bytes.
+func (m *Manager) dropWires() {
+	m.rawMu.Lock()
+	m.raw = nil
+	m.rawMu.Unlock()
 }
 
 // rebuild translates c against idx and sets its snapshot when the content
@@ -342,7 +353,7 @@ type wire struct {
 // wire encodes msg once per index generation.
 func (m *Manager) wire(msg proto.Message, typeURL string, gen uint64) (*wire, error) {
 	m.rawMu.Lock()
-	if m.rawGen != gen {
+	if m.rawGen != gen || m.raw == nil {
 		m.rawGen, m.raw = gen, map[proto.Message]*wire{}
 	}
 	w, ok := m.raw[msg]
@@ -358,7 +369,7 @@ func (m *Manager) wire(msg proto.Message, typeURL string, gen uint64) (*wire, er
 	a := &anypb.Any{TypeUrl: typeURL, Value: raw}
 	w = &wire{hash: h, any: a, delta: &discovery.Resource{Name: cachev3.GetResourceName(msg), Version: strconv.FormatUint(h, 16), Resource: a}}
 	m.rawMu.Lock()
-	if m.rawGen == gen {
+	if m.rawGen == gen && m.raw != nil {
 		m.raw[msg] = w
 	}
 	m.rawMu.Unlock()

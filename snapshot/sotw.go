@@ -17,18 +17,17 @@ import (
 // its connection.
 type typeResponse struct {
 	version string
-	sorted  []string              // resource names, sorted
-	all     []*anypb.Any          // every resource, in sorted's order
-	byName  map[string]*anypb.Any // for EDS and RDS requests by name
-	// names is what every full response returns (name -> version); shared
-	// and never modified.
-	names map[string]string
-	// versions are the resources' own versions (content hashes), and delta
-	// their Delta entries (see delta.go).
-	versions map[string]string
-	delta    map[string]*discovery.Resource
+	sorted  []string     // resource names, sorted
+	all     []*anypb.Any // every resource, in sorted's order
+	// wires are the resources by name, for requests by name and Delta.
+	wires map[string]*wire
 
-	// diffOld → diff is the last difference computed (see diffFrom).
+	// names is what every full SotW response returns (name -> version),
+	// built on first use; shared and never modified.
+	namesOnce sync.Once
+	names     map[string]string
+
+	// diffOld → diff is the last Delta difference computed (see diffFrom).
 	diffMu  sync.Mutex
 	diffOld *typeResponse
 	diff    *deltaDiff
@@ -40,18 +39,31 @@ func newTypeResponse(version string, wires map[string]*wire) *typeResponse {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	t := &typeResponse{version: version, sorted: names, all: make([]*anypb.Any, 0, len(names)),
-		byName: make(map[string]*anypb.Any, len(names)), names: make(map[string]string, len(names)),
-		versions: make(map[string]string, len(names)), delta: make(map[string]*discovery.Resource, len(names))}
+	t := &typeResponse{version: version, sorted: names, all: make([]*anypb.Any, 0, len(names)), wires: wires}
 	for _, n := range names {
-		w := wires[n]
-		t.all = append(t.all, w.any)
-		t.byName[n] = w.any
-		t.names[n] = version
-		t.versions[n] = w.delta.Version
-		t.delta[n] = w.delta
+		t.all = append(t.all, wires[n].any)
 	}
 	return t
+}
+
+// returned is the name → version map of a full response.
+func (t *typeResponse) returned() map[string]string {
+	t.namesOnce.Do(func() {
+		t.names = make(map[string]string, len(t.sorted))
+		for _, n := range t.sorted {
+			t.names[n] = t.version
+		}
+	})
+	return t.names
+}
+
+// versionOf is a resource's own version (its content hash), "" when t does
+// not have it.
+func (t *typeResponse) versionOf(n string) string {
+	if w, ok := t.wires[n]; ok {
+		return w.delta.Version
+	}
+	return ""
 }
 
 // sotwCache serves State-of-the-World watches (ADS and per-type) from the
@@ -150,9 +162,9 @@ func (c *sotwCache) tryRespond(cl *sotwClass, w *sotwWatch) bool {
 		return false
 	}
 	var resources []*anypb.Any
-	returned := t.names
+	returned := t.returned()
 	if w.sub.IsWildcard() {
-		if w.req.GetVersionInfo() == t.version && !newNames(t.names, w.sub.ReturnedResources()) {
+		if w.req.GetVersionInfo() == t.version && !newNames(returned, w.sub.ReturnedResources()) {
 			return false
 		}
 		resources = t.all
@@ -161,7 +173,7 @@ func (c *sotwCache) tryRespond(cl *sotwClass, w *sotwWatch) bool {
 		fresh := w.req.GetVersionInfo() != t.version
 		names := make([]string, 0, len(subscribed))
 		for n := range subscribed {
-			if _, ok := t.byName[n]; !ok {
+			if _, ok := t.wires[n]; !ok {
 				return false // not all there yet
 			}
 			if _, known := w.sub.ReturnedResources()[n]; !known {
@@ -175,7 +187,7 @@ func (c *sotwCache) tryRespond(cl *sotwClass, w *sotwWatch) bool {
 		sort.Strings(names)
 		returned = make(map[string]string, len(names))
 		for _, n := range names {
-			resources = append(resources, t.byName[n])
+			resources = append(resources, t.wires[n].any)
 			returned[n] = t.version
 		}
 	}

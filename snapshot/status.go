@@ -28,6 +28,10 @@ type Status struct {
 	// proxies is written a bounded number of streams at a time, so the
 	// memory held in send buffers stays bounded.
 	tokens chan struct{}
+	// bytes bounds the same by size: with 5,000 clusters a proxy's first
+	// CDS response is megabytes, and a hundred of them in flight is the
+	// largest part of the server's memory.
+	bytes *budget
 
 	mu      sync.Mutex
 	streams map[int64]*stream
@@ -46,6 +50,7 @@ type stream struct {
 	// token is held while responses are in flight (nonces in inflight).
 	token    bool
 	tokenGen int
+	held     int64 // bytes of the budget the token holds
 	inflight map[string]bool
 }
 
@@ -70,31 +75,45 @@ type Nack struct {
 // once.
 const DefaultMaxInflight = 100
 
+// DefaultMaxInflightBytes is how many bytes of responses may be in flight
+// at once (one stream may always go, whatever its size).
+const DefaultMaxInflightBytes = 64 << 20
+
 // tokenTimeout frees the token of a proxy that does not answer.
 const tokenTimeout = 30 * time.Second
 
 // NewStatus returns the callbacks and records for m; at most maxInflight
-// streams have unacknowledged responses at a time (DefaultMaxInflight if 0).
-func NewStatus(m *Manager, log *zap.Logger, maxInflight int) *Status {
+// streams (DefaultMaxInflight if 0) and maxBytes bytes of responses
+// (DefaultMaxInflightBytes if 0) are unacknowledged at a time.
+func NewStatus(m *Manager, log *zap.Logger, maxInflight int, maxBytes int64) *Status {
 	if maxInflight <= 0 {
 		maxInflight = DefaultMaxInflight
 	}
-	return &Status{m: m, log: log, streams: map[int64]*stream{}, tokens: make(chan struct{}, maxInflight)}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxInflightBytes
+	}
+	return &Status{m: m, log: log, streams: map[int64]*stream{}, tokens: make(chan struct{}, maxInflight),
+		bytes: newBudget(maxBytes)}
 }
 
-// acquire takes a token for st unless it holds one. It blocks only a stream
-// with nothing in flight, so holders can always read their ACKs and free
-// theirs.
-func (s *Status) acquire(st *stream) {
+// acquire takes a token and size bytes of the budget for st unless it
+// holds a token; a holder adds size to what it holds without waiting. It
+// blocks only a stream with nothing in flight, so holders can always read
+// their ACKs and free theirs.
+func (s *Status) acquire(st *stream, size int64) {
 	s.mu.Lock()
 	if st.token {
+		st.held += size
 		s.mu.Unlock()
+		s.bytes.add(size)
 		return
 	}
 	s.mu.Unlock()
 	s.tokens <- struct{}{}
+	s.bytes.acquire(size)
 	s.mu.Lock()
 	st.token = true
+	st.held = size
 	st.tokenGen++
 	gen := st.tokenGen
 	s.mu.Unlock()
@@ -114,7 +133,44 @@ func (s *Status) releaseLocked(st *stream) {
 	}
 	st.token = false
 	st.inflight = nil
+	s.bytes.release(st.held)
+	st.held = 0
 	<-s.tokens
+}
+
+// budget is a byte semaphore that always lets one holder in.
+type budget struct {
+	mu        sync.Mutex
+	cond      *sync.Cond
+	used, max int64
+}
+
+func newBudget(max int64) *budget {
+	b := &budget{max: max}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+func (b *budget) acquire(n int64) {
+	b.mu.Lock()
+	for b.used > 0 && b.used+n > b.max {
+		b.cond.Wait()
+	}
+	b.used += n
+	b.mu.Unlock()
+}
+
+func (b *budget) add(n int64) {
+	b.mu.Lock()
+	b.used += n
+	b.mu.Unlock()
+}
+
+func (b *budget) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	b.cond.Broadcast()
+	b.mu.Unlock()
 }
 
 func (s *Status) open(id int64, delta bool) {
@@ -200,14 +256,14 @@ func (s *Status) request(id int64, node *core.Node, typeURL, version, nonce stri
 	return "", nil
 }
 
-func (s *Status) response(id int64, typeURL, version, nonce string) {
+func (s *Status) response(id int64, typeURL, version, nonce string, size int64) {
 	s.mu.Lock()
 	st, ok := s.streams[id]
 	s.mu.Unlock()
 	if !ok {
 		return
 	}
-	s.acquire(st)
+	s.acquire(st, size)
 	s.mu.Lock()
 	if st.token {
 		if st.inflight == nil {
@@ -268,7 +324,11 @@ func (s *Status) OnStreamRequest(id int64, r *discovery.DiscoveryRequest) error 
 	return err
 }
 func (s *Status) OnStreamResponse(_ context.Context, id int64, _ *discovery.DiscoveryRequest, r *discovery.DiscoveryResponse) {
-	s.response(id, r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce())
+	var size int64
+	for _, a := range r.GetResources() {
+		size += int64(len(a.GetValue()))
+	}
+	s.response(id, r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce(), size)
 }
 func (s *Status) OnDeltaStreamOpen(_ context.Context, id int64, _ string) error {
 	s.open(id, true)
@@ -280,7 +340,11 @@ func (s *Status) OnStreamDeltaRequest(id int64, r *discovery.DeltaDiscoveryReque
 	return err
 }
 func (s *Status) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, r *discovery.DeltaDiscoveryResponse) {
-	s.response(id, r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce())
+	var size int64
+	for _, res := range r.GetResources() {
+		size += int64(len(res.GetResource().GetValue()))
+	}
+	s.response(id, r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce(), size)
 }
 func (s *Status) OnFetchRequest(context.Context, *discovery.DiscoveryRequest) error         { return nil }
 func (s *Status) OnFetchResponse(*discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {}

@@ -28,6 +28,7 @@ type serveOptions struct {
 	maxHoldoff   time.Duration
 	drain        time.Duration
 	maxInflight  int
+	pushBytes    int64
 }
 
 func newServeCmd() *cobra.Command {
@@ -63,6 +64,7 @@ Admin HTTP on --admin-address: /healthz, /readyz, /metrics,
 	f.DurationVar(&o.maxHoldoff, "debounce-max", 500*time.Millisecond, "longest wait from the first change of a burst")
 	f.DurationVar(&o.drain, "drain", 5*time.Second, "on SIGTERM/SIGINT, how long streams may drain before the server stops")
 	f.IntVar(&o.maxInflight, "push-throttle", 100, "how many proxies may have unacknowledged responses at once")
+	f.Int64Var(&o.pushBytes, "push-budget", 64<<20, "how many bytes of responses may be unacknowledged at once (one proxy may always go)")
 	return cmd
 }
 
@@ -110,7 +112,7 @@ func serve(parent context.Context, o *serveOptions) error {
 	}
 	a, err := app.New(ctx, app.Options{
 		Files: o.files, Mesh: o.mesh, XDSAddress: o.xdsAddress, AdminAddress: o.adminAddress, TLS: tlsCfg,
-		Holdoff: o.holdoff, MaxHoldoff: o.maxHoldoff, Drain: o.drain, MaxInflight: o.maxInflight, Log: log,
+		Holdoff: o.holdoff, MaxHoldoff: o.maxHoldoff, Drain: o.drain, MaxInflight: o.maxInflight, MaxInflightBytes: o.pushBytes, Log: log,
 	})
 	if err != nil {
 		return &exitError{code: 1, err: err}

@@ -39,7 +39,10 @@ type Options struct {
 	// MaxInflight is how many streams may have unacknowledged responses at
 	// once (istiod's push throttle); 0 means snapshot.DefaultMaxInflight.
 	MaxInflight int
-	Log         *zap.Logger
+	// MaxInflightBytes bounds the same by response size; 0 means
+	// snapshot.DefaultMaxInflightBytes.
+	MaxInflightBytes int64
+	Log              *zap.Logger
 }
 
 // App is a running control plane.
@@ -81,7 +84,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Metrics = snapshot.NewMetrics(reg)
 	a.Manager = snapshot.NewManager(o.Log.Named("snapshot"), a.Metrics)
-	a.Status = snapshot.NewStatus(a.Manager, o.Log.Named("xds"), o.MaxInflight)
+	a.Status = snapshot.NewStatus(a.Manager, o.Log.Named("xds"), o.MaxInflight, o.MaxInflightBytes)
 	// The source checks inputs with the translator's own validation; the
 	// index it builds for that is reused when the inputs are applied.
 	a.source = &watch.FileSource{
