@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
@@ -64,7 +66,7 @@ func TestIstioProxyDumpEqualsTranslation(t *testing.T) {
 	require.Equal(t, map[Kind]int{KindCluster: 6, KindListener: 4, KindRoute: 2, KindEndpoints: 1}, r.Compared)
 	require.Equal(t, []string{
 		"4 Istio-only inbound/ambient resources in theirs not compared (--all compares them)",
-		"6 bootstrap (static) resources in testdata/theirs-istio-proxy.json not compared (--all compares them)",
+		"6 bootstrap (static) resources in theirs not compared (--all compares them)",
 	}, r.Notes)
 	require.Equal(t, "equal: compared 6 clusters, 4 listeners, 2 route configs, 1 endpoint sets", r.Summary())
 
@@ -380,7 +382,19 @@ func TestRealDifferences(t *testing.T) {
 				path(cluster(doc, "outbound|443||edition.cnn.com"), "transport_socket", "typed_config", "common_tls_context",
 					"combined_validation_context", "validation_context_sds_secret_config").(map[string]any)["name"] = "file-root:/etc/ssl/certs/ca-certificates.crt"
 			},
-			want: []string{`cluster outbound|443||edition.cnn.com: tls trust: ours "file /etc/certs/cnn-ca.pem", theirs "file /etc/ssl/certs/ca-certificates.crt"`},
+			want: []string{`cluster outbound|443||edition.cnn.com: tls trust: ours "file /etc/certs/cnn-ca.pem", theirs "system roots"`},
+		},
+		{
+			name: "SAN verification and a client certificate",
+			edit: func(doc map[string]any) {
+				common := path(cluster(doc, "outbound|443||edition.cnn.com"), "transport_socket", "typed_config", "common_tls_context").(map[string]any)
+				path(common, "combined_validation_context", "default_validation_context").(map[string]any)["match_subject_alt_names"] = []any{map[string]any{"exact": "edition.cnn.com"}}
+				common["tls_certificate_sds_secret_configs"] = []any{map[string]any{"name": "file-cert:/etc/certs/client.pem~/etc/certs/client-key.pem"}}
+			},
+			want: []string{
+				`cluster outbound|443||edition.cnn.com: tls subject alt names: ours (unset), theirs "exact \"edition.cnn.com\""`,
+				`cluster outbound|443||edition.cnn.com: tls certificates: ours (unset), theirs "file /etc/certs/client.pem key /etc/certs/client-key.pem"`,
+			},
 		},
 		{
 			name: "different SNI chain",
@@ -557,9 +571,9 @@ func TestParseForms(t *testing.T) {
 	r := Compare(d, c, Options{})
 	require.Empty(t, lines(r))
 	require.Equal(t, []string{
-		"listeners: not in clusters.json",
-		"route configs: not in clusters.json",
-		"endpoint sets: not in clusters.json (Envoy's /config_dump has them with ?include_eds)",
+		"listeners not compared: none in theirs (clusters.json)",
+		"route configs not compared: none in theirs (clusters.json)",
+		"endpoint sets not compared: none in theirs (clusters.json); Envoy's /config_dump has them with ?include_eds",
 	}, r.Notes)
 }
 
@@ -620,4 +634,37 @@ func TestDifferenceJSON(t *testing.T) {
 	  {"kind": "route", "name": "80", "path": "virtual host edition.cnn.com:80: domains", "ours": "edition.cnn.com",
 	   "theirs": "cnn.com, edition.cnn.com", "only_in_theirs": ["cnn.com"]}
 	]`, string(out))
+}
+
+// TestTrust: istio-agent's SDS names for files and the system bundle read
+// as what they serve.
+func TestTrust(t *testing.T) {
+	sds := func(name string) *tlsv3.CommonTlsContext {
+		return &tlsv3.CommonTlsContext{ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{
+			CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext:         &tlsv3.CertificateValidationContext{},
+				ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: name},
+			}}}
+	}
+	file := func(path string) *tlsv3.CommonTlsContext {
+		return &tlsv3.CommonTlsContext{ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{
+			ValidationContext: &tlsv3.CertificateValidationContext{TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: path}}},
+		}}
+	}
+	for _, tc := range []struct {
+		ctx  *tlsv3.CommonTlsContext
+		want string
+	}{
+		{sds("file-root:system"), "system roots"},
+		{file("/etc/ssl/certs/ca-certificates.crt"), "system roots"},
+		{sds("file-root:/etc/certs/ca.pem"), "file /etc/certs/ca.pem"},
+		{file("/etc/certs/ca.pem"), "file /etc/certs/ca.pem"},
+		{sds("ROOTCA"), "sds ROOTCA"},
+		{sds("kubernetes://cnn-credential-cacert"), "sds kubernetes://cnn-credential-cacert"},
+		{&tlsv3.CommonTlsContext{ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{}}, "none"},
+		{&tlsv3.CommonTlsContext{}, "none"},
+	} {
+		got, _ := validation(tc.ctx)
+		require.Equal(t, tc.want, got)
+	}
 }

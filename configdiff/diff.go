@@ -106,14 +106,14 @@ func Compare(ours, theirs *Dump, o Options) *Result {
 	skipped := map[string]int{}
 	for _, k := range kinds {
 		if !ours.Has[k] || !theirs.Has[k] {
-			missing := ours
+			missing, side := ours, "ours"
 			if ours.Has[k] {
-				missing = theirs
+				missing, side = theirs, "theirs"
 			}
 			if ours.Has[k] || theirs.Has[k] {
-				note := fmt.Sprintf("%s: not in %s", plural(k), missing.Source)
+				note := fmt.Sprintf("%s not compared: none in %s (%s)", plural(k), side, missing.Source)
 				if k == KindEndpoints {
-					note += " (Envoy's /config_dump has them with ?include_eds)"
+					note += "; Envoy's /config_dump has them with ?include_eds"
 				}
 				r.Notes = append(r.Notes, note)
 			}
@@ -161,9 +161,9 @@ func Compare(ours, theirs *Dump, o Options) *Result {
 				r.Notes = append(r.Notes, fmt.Sprintf("%d Istio-only inbound/ambient resources in %s not compared (--all compares them)", skipped[s], s))
 			}
 		}
-		for _, d := range []*Dump{ours, theirs} {
+		for i, d := range []*Dump{ours, theirs} {
 			if n := d.Static[KindCluster] + d.Static[KindListener] + d.Static[KindRoute]; n > 0 {
-				r.Notes = append(r.Notes, fmt.Sprintf("%d bootstrap (static) resources in %s not compared (--all compares them)", n, d.Source))
+				r.Notes = append(r.Notes, fmt.Sprintf("%d bootstrap (static) resources in %s not compared (--all compares them)", n, []string{"ours", "theirs"}[i]))
 			}
 		}
 	}

@@ -240,11 +240,14 @@ func validation(c *tlsv3.CommonTlsContext) (string, []string) {
 		sds = c.GetValidationContextSdsSecretConfig().GetName()
 	}
 	var ca []string
-	if vc.GetTrustedCa() != nil {
-		ca = append(ca, "file "+dataSource(vc.GetTrustedCa()))
-		if vc.GetTrustedCa().GetFilename() == "" {
-			ca[0] = dataSource(vc.GetTrustedCa())
-		}
+	switch tc := vc.GetTrustedCa(); {
+	case tc == nil:
+	case tc.GetFilename() == systemBundle:
+		ca = append(ca, "system roots")
+	case tc.GetFilename() != "":
+		ca = append(ca, "file "+tc.GetFilename())
+	default:
+		ca = append(ca, dataSource(tc))
 	}
 	if vc.GetSystemRootCerts() != nil {
 		ca = append(ca, "system roots")
@@ -269,10 +272,19 @@ func validation(c *tlsv3.CommonTlsContext) (string, []string) {
 	return trust, sans
 }
 
+// systemBundle is the system CA bundle of the Envoy and istio-proxy
+// images: what istio-agent serves as file-root:system (the first of the
+// paths it tries) and what chokepoint trusts for TLS origination without
+// caCertificates.
+const systemBundle = "/etc/ssl/certs/ca-certificates.crt"
+
 // secretName names an SDS secret; istio-agent serves file-root:PATH and
-// file-cert:CERT~KEY from those files, so they read as the files.
+// file-cert:CERT~KEY from those files, so they read as the files, and
+// file-root:system as the system's CA bundle.
 func secretName(s string) string {
 	switch {
+	case s == "file-root:system" || s == "file-root:"+systemBundle:
+		return "system roots"
 	case strings.HasPrefix(s, "file-root:"):
 		return "file " + strings.TrimPrefix(s, "file-root:")
 	case strings.HasPrefix(s, "file-cert:"):
