@@ -14,6 +14,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	"sigs.k8s.io/yaml"
 
 	"github.com/chokepoint-xds/chokepoint/configdump"
@@ -667,4 +668,27 @@ func TestTrust(t *testing.T) {
 		got, _ := validation(tc.ctx)
 		require.Equal(t, tc.want, got)
 	}
+}
+
+// TestHeaderActions: the deprecated append flag and append_action are two
+// spellings of the same thing.
+func TestHeaderActions(t *testing.T) {
+	hv := func(appendFlag *bool, action corev3.HeaderValueOption_HeaderAppendAction) *corev3.HeaderValueOption {
+		o := &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: "x-a", Value: "1"}, AppendAction: action}
+		if appendFlag != nil {
+			o.Append = wrapperspb.Bool(*appendFlag)
+		}
+		return o
+	}
+	yes, no := true, false
+	view := func(o *corev3.HeaderValueOption) string {
+		n := newNode()
+		headerFields(n, "request", []*corev3.HeaderValueOption{o}, nil)
+		return n.fields[0].value
+	}
+	require.Equal(t, "set x-a: 1", view(hv(&no, 0)))
+	require.Equal(t, "set x-a: 1", view(hv(nil, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD)))
+	require.Equal(t, "append x-a: 1", view(hv(&yes, 0)))
+	require.Equal(t, "append x-a: 1", view(hv(nil, corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD)))
+	require.Equal(t, "add if absent x-a: 1", view(hv(nil, corev3.HeaderValueOption_ADD_IF_ABSENT)))
 }

@@ -1,16 +1,3 @@
-// Package configdiff compares two Envoy configurations semantically: what
-// chokepoint serves a proxy ("ours") against what istiod serves it
-// ("theirs", from the proxy's admin /config_dump or `istioctl
-// proxy-config all -o json`). It is the engine of `chokepoint diff`.
-//
-// Resources are matched by name and reduced to the fields that decide
-// where traffic goes — listener addresses and filter chain matches (as
-// sets), the network filters of each chain, route matches and actions,
-// cluster discovery, load balancing, timeouts, TLS and endpoints — with
-// Envoy's defaults filled in. Ordering, versions, timestamps, stat
-// prefixes, access logs, tracing, metadata and istio-proxy's own
-// extensions are not compared. Parsing never needs the Go types of those
-// extensions: unknown typed configs are kept opaque.
 package configdiff
 
 import (
@@ -130,7 +117,7 @@ func Compare(ours, theirs *Dump, o Options) *Result {
 		sorted := make([]string, 0, len(names))
 		for n := range names {
 			if !o.All && istioOnly(k, n) {
-				skipped[side(a, b, n)]++
+				skipped[holder(a, b, n)]++
 				continue
 			}
 			if k == KindEndpoints && (ours.Clusters[n] == nil) != (theirs.Clusters[n] == nil) && ours.Has[KindCluster] && theirs.Has[KindCluster] {
@@ -170,7 +157,7 @@ func Compare(ours, theirs *Dump, o Options) *Result {
 	return r
 }
 
-func side(a, b map[string]func() *node, n string) string {
+func holder(a, b map[string]func() *node, n string) string {
 	if a[n] != nil {
 		return "ours"
 	}

@@ -548,19 +548,19 @@ func virtualHostView(vh *routev3.VirtualHost) *node {
 
 func routeMatch(m *routev3.RouteMatch) string {
 	var s string
-	switch {
-	case m.GetPrefix() != "" || m.GetPathSpecifier() == nil:
-		s = "prefix " + strconv.Quote(m.GetPrefix())
-	case m.GetPath() != "":
-		s = "path " + strconv.Quote(m.GetPath())
-	case m.GetSafeRegex() != nil:
-		s = "regex " + strconv.Quote(m.GetSafeRegex().GetRegex())
-	case m.GetPathSeparatedPrefix() != "":
-		s = "path_separated_prefix " + strconv.Quote(m.GetPathSeparatedPrefix())
-	case m.GetConnectMatcher() != nil:
+	switch p := m.GetPathSpecifier().(type) {
+	case *routev3.RouteMatch_Path:
+		s = "path " + strconv.Quote(p.Path)
+	case *routev3.RouteMatch_SafeRegex:
+		s = "regex " + strconv.Quote(p.SafeRegex.GetRegex())
+	case *routev3.RouteMatch_PathSeparatedPrefix:
+		s = "path_separated_prefix " + strconv.Quote(p.PathSeparatedPrefix)
+	case *routev3.RouteMatch_ConnectMatcher_:
 		s = "CONNECT"
-	case m.GetPathMatchPolicy() != nil:
-		s = "path policy " + typedName(m.GetPathMatchPolicy().GetTypedConfig())
+	case *routev3.RouteMatch_PathMatchPolicy:
+		s = "path policy " + typedName(p.PathMatchPolicy.GetTypedConfig())
+	default:
+		s = "prefix " + strconv.Quote(m.GetPrefix())
 	}
 	if cs := m.GetCaseSensitive(); cs != nil && !cs.GetValue() {
 		s += " ignore case"
@@ -744,12 +744,20 @@ func redirect(r *routev3.RedirectAction) string {
 func headerFields(n *node, which string, add []*corev3.HeaderValueOption, remove []string) {
 	var hs []string
 	for _, h := range add {
+		// The deprecated append flag and append_action say the same thing
+		// two ways.
 		action := "append"
 		switch {
-		case h.GetAppend() != nil && !h.GetAppend().GetValue():
+		case h.GetAppend() != nil:
+			if !h.GetAppend().GetValue() {
+				action = "set"
+			}
+		case h.GetAppendAction() == corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD:
 			action = "set"
-		case h.GetAppend() == nil:
-			action = strings.ToLower(h.GetAppendAction().String())
+		case h.GetAppendAction() == corev3.HeaderValueOption_ADD_IF_ABSENT:
+			action = "add if absent"
+		case h.GetAppendAction() == corev3.HeaderValueOption_OVERWRITE_IF_EXISTS:
+			action = "overwrite if exists"
 		}
 		hs = append(hs, action+" "+h.GetHeader().GetKey()+": "+h.GetHeader().GetValue())
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chokepoint-xds/chokepoint/configdiff"
+	"github.com/chokepoint-xds/chokepoint/translate"
 )
 
 func newDiffCmd() *cobra.Command {
@@ -64,6 +65,13 @@ Exit status: 0 equal, 1 different, 2 usage or an unreadable dump.`,
 			var a *configdiff.Dump
 			var err error
 			if proxy != "" {
+				if strings.Contains(proxy, "~") { // a whole node ID
+					p, err := translate.ParseNodeID(proxy)
+					if err != nil {
+						return usageError("--proxy: %v", err)
+					}
+					proxy = p.ID
+				}
 				a, err = fetchDump(cmd.Context(), server, proxy, timeout)
 			} else {
 				a, err = readDump(ours, cmd.InOrStdin())
@@ -111,7 +119,7 @@ Exit status: 0 equal, 1 different, 2 usage or an unreadable dump.`,
 	f := cmd.Flags()
 	f.StringVar(&ours, "ours", "", "chokepoint's config dump (file, - for standard input)")
 	f.StringVar(&theirs, "theirs", "", "istiod's config dump: Envoy /config_dump or istioctl proxy-config all -o json (file, - for standard input)")
-	f.StringVar(&proxy, "proxy", "", "fetch ours from a running chokepoint for the proxy POD.NAMESPACE")
+	f.StringVar(&proxy, "proxy", "", "fetch ours from a running chokepoint for the proxy POD.NAMESPACE (or its whole node ID)")
 	f.StringVar(&server, "server", "http://127.0.0.1:15014", "chokepoint's admin address, for --proxy")
 	f.DurationVar(&timeout, "timeout", 30*time.Second, "how long --proxy waits for chokepoint")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json (a list of differences)")

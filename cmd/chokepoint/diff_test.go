@@ -111,6 +111,13 @@ func TestDiffProxyHTTP(t *testing.T) {
 	require.Contains(t, out, "equal: ")
 	require.Equal(t, []string{"/debug/config_dump?proxyID=sleep-6d8f.shop"}, asked)
 
+	// A whole node ID names the same proxy; a malformed one is a usage error.
+	code, _, stderr = runCLI(t, "", "diff", "--proxy", shopSleep, "--server", srv.URL, "--theirs", theirsDump)
+	require.Equal(t, 0, code, stderr)
+	code, _, stderr = runCLI(t, "", "diff", "--proxy", "sidecar~x~y", "--server", srv.URL, "--theirs", theirsDump)
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "error: --proxy: node ID")
+
 	// The server as host:port, and a proxy it does not know: exit 2 with
 	// chokepoint's answer.
 	code, _, stderr = runCLI(t, "", "diff", "--proxy", "nope.shop", "--server", strings.TrimPrefix(srv.URL, "http://"), "--theirs", theirsDump)
