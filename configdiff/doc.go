@@ -9,8 +9,8 @@
 // cluster discovery, load balancing, timeouts, TLS and endpoints — with
 // Envoy's defaults filled in. Ordering, versions, timestamps, stat
 // prefixes, access logs, tracing, metadata and istio-proxy's own
-// extensions are not compared. Parsing never needs the Go types of those
-// extensions: unknown typed configs are kept opaque.
+// extensions are not compared; typed configs of unknown types are kept
+// opaque.
 //
 // It must never need the Go types of istio-proxy's extensions nor fail on
 // them, and never report what only differs by encoding (snake_case or
