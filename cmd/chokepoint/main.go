@@ -14,13 +14,21 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// exitError carries an exit code: 1 invalid input, 2 usage.
+// exitError carries an exit code: 1 invalid input (for diff: a
+// difference), 2 usage. A quiet one has already said everything and prints
+// nothing more.
 type exitError struct {
-	code int
-	err  error
+	code  int
+	err   error
+	quiet bool
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
 
 func usageError(format string, args ...any) error {
 	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
@@ -40,7 +48,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError("%v", err) })
-	root.AddCommand(newTranslateCmd(), newServeCmd(), newVersionCmd())
+	root.AddCommand(newTranslateCmd(), newServeCmd(), newDiffCmd(), newVersionCmd())
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -50,6 +58,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		code := 2 // cobra's own errors are usage errors
 		if errors.As(err, &ee) {
 			code = ee.code
+			if ee.quiet {
+				return code
+			}
 		}
 		fmt.Fprintln(stderr, "error:", err)
 		return code
