@@ -42,6 +42,8 @@ type config struct {
 	timeout                    time.Duration
 	cpuprofile                 string
 	memprofile                 string
+	pushBudget                 int64
+	pushThrottle               int
 	xds                        string
 }
 
@@ -54,6 +56,8 @@ func main() {
 	flag.BoolVar(&c.delta, "delta", false, "clients use incremental xDS (DeltaAggregatedResources, Envoy's DELTA_GRPC) instead of SotW")
 	flag.DurationVar(&c.timeout, "timeout", 180*time.Second, "give up after this long")
 	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the server process's edit phase to this file")
+	flag.Int64Var(&c.pushBudget, "push-budget", 0, "the server's --push-budget in bytes (0: its default)")
+	flag.IntVar(&c.pushThrottle, "push-throttle", 0, "the server's --push-throttle (0: its default)")
 	flag.StringVar(&c.memprofile, "memprofile", "", "write a heap profile of the server process after the edit to this file")
 	flag.StringVar(&c.xds, "xds", "", "the control plane's xDS address (-role clients)")
 	flag.Parse()
@@ -112,7 +116,8 @@ func runServer(c config) error {
 	}
 
 	start := time.Now()
-	a, err := app.New(ctx, app.Options{Files: []string{dir}, XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0"})
+	a, err := app.New(ctx, app.Options{Files: []string{dir}, XDSAddress: "127.0.0.1:0", AdminAddress: "127.0.0.1:0",
+		MaxInflight: c.pushThrottle, MaxInflightBytes: c.pushBudget})
 	if err != nil {
 		return err
 	}
