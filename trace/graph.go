@@ -123,7 +123,6 @@ type graphBuilder struct {
 	w        *world
 	opts     Options
 	expanded map[string]bool // proxy class + port already drawn
-	depth    int
 }
 
 func proxyKey(p translate.Proxy) string { return p.ClassKey() }

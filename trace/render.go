@@ -32,7 +32,13 @@ func (t *Trace) Text(w io.Writer) error {
 			row("labels", labelString(h.Proxy.Labels))
 			row("selected by", objectNames(h.Proxy.Via))
 		}
-		row("receives", describeCall(h.Call)+" on "+hostPort{h.Call.Address, h.Call.Port}.String())
+		// A sidecar intercepts a connection to somewhere; a gateway is
+		// connected to.
+		prep := " on "
+		if h.Proxy.Type == translate.Sidecar {
+			prep = " to "
+		}
+		row("receives", describeCall(h.Call)+prep+hostPort{h.Call.Address, h.Call.Port}.String())
 		if h.Listener == "" {
 			row("listener", "none")
 			continue

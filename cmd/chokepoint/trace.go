@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/netip"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -13,70 +11,24 @@ import (
 )
 
 type callFlags struct {
-	sni, host, path, address, protocol string
-	headers                            []string
-	port                               uint32
+	spec trace.CallSpec
 }
 
 func (cf *callFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&cf.sni, "sni", "", "SNI of the TLS ClientHello (implies --protocol tls)")
-	f.StringVar(&cf.host, "host", "", "HTTP Host header (implies --protocol http unless --sni is set)")
-	f.StringVar(&cf.path, "path", "", "HTTP request path (default /)")
-	f.StringArrayVar(&cf.headers, "header", nil, "HTTP request header k=v (repeatable)")
-	f.Uint32Var(&cf.port, "port", 0, "destination port (a sidecar's original destination, or the port a gateway receives on)")
-	f.StringVar(&cf.address, "address", "", "destination IP (default "+sim.DefaultAddress+" for a sidecar, the node's IP for a gateway)")
-	f.StringVar(&cf.protocol, "protocol", "", "tls, http or tcp (default: tls with --sni, http with --host, else tcp)")
+	f.StringVar(&cf.spec.SNI, "sni", "", "SNI of the TLS ClientHello (implies --protocol tls)")
+	f.StringVar(&cf.spec.Host, "host", "", "HTTP Host header (implies --protocol http unless --sni is set)")
+	f.StringVar(&cf.spec.Path, "path", "", "HTTP request path (default /)")
+	f.StringArrayVar(&cf.spec.Headers, "header", nil, "HTTP request header k=v (repeatable)")
+	f.Uint32Var(&cf.spec.Port, "port", 0, "destination port (a sidecar's original destination, or the port a gateway receives on)")
+	f.StringVar(&cf.spec.Address, "address", "", "destination IP (default "+sim.DefaultAddress+" for a sidecar, the node's IP for a gateway)")
+	f.StringVar(&cf.spec.Protocol, "protocol", "", "tls, http or tcp (default: tls with --sni, http with --host, else tcp)")
 }
 
 func (cf *callFlags) call() (sim.Call, error) {
-	c := sim.Call{SNI: cf.sni, Host: cf.host, Path: cf.path, Port: cf.port, Address: cf.address}
-	switch {
-	case cf.protocol != "":
-		c.Protocol = sim.Protocol(strings.ToLower(cf.protocol))
-	case cf.sni != "":
-		c.Protocol = sim.TLS
-	case cf.host != "":
-		c.Protocol = sim.HTTP
-	default:
-		c.Protocol = sim.TCP
-	}
-	switch c.Protocol {
-	case sim.TLS:
-	case sim.HTTP:
-		if c.SNI != "" {
-			return c, usageError("--sni needs --protocol tls (a TLS connection whose request carries --host)")
-		}
-		if c.Host == "" {
-			return c, usageError("--protocol http needs --host")
-		}
-	case sim.TCP:
-		if c.SNI != "" || c.Host != "" {
-			return c, usageError("--protocol tcp takes neither --sni nor --host")
-		}
-	default:
-		return c, usageError("--protocol must be tls, http or tcp, got %q", cf.protocol)
-	}
-	if c.Port == 0 || c.Port > 65535 {
-		return c, usageError("--port is required (1-65535)")
-	}
-	if c.Address != "" {
-		if _, err := netip.ParseAddr(c.Address); err != nil {
-			return c, usageError("--address %q is not an IP address", c.Address)
-		}
-	}
-	for _, h := range cf.headers {
-		k, v, ok := strings.Cut(h, "=")
-		if !ok || strings.TrimSpace(k) == "" {
-			return c, usageError("--header %q: want key=value", h)
-		}
-		if c.Headers == nil {
-			c.Headers = map[string]string{}
-		}
-		c.Headers[strings.TrimSpace(k)] = v
-	}
-	if len(c.Headers) > 0 && c.Protocol == sim.TCP {
-		return c, usageError("--header needs an HTTP request (--host)")
+	c, err := trace.ParseCall(cf.spec)
+	if err != nil {
+		return c, usageError("%v", err)
 	}
 	return c, nil
 }
@@ -142,8 +94,7 @@ was traced (whatever its outcome, a blackhole included), 1 invalid input,
 			case "mermaid":
 				_, err = fmt.Fprint(out, tr.Mermaid())
 			case "html":
-				note := fmt.Sprintf("%s to %s:%d: %s", call.Protocol, firstNonEmpty(call.SNI, call.Host, call.Address), call.Port, tr.Outcome.Explanation)
-				err = trace.BuildGraph(idx, p, trace.Options{}, tr).HTML(out, note)
+				err = trace.BuildGraph(idx, p, trace.Options{}, tr).HTML(out, tr.Headline())
 			}
 			if err != nil {
 				return err
@@ -160,13 +111,4 @@ was traced (whatever its outcome, a blackhole included), 1 invalid input,
 	pf.register(cmd)
 	cf.register(cmd)
 	return cmd
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
 }
