@@ -10,6 +10,7 @@ import (
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/chokepoint-xds/chokepoint/sim"
 	"github.com/chokepoint-xds/chokepoint/translate"
@@ -226,7 +227,13 @@ func (b *graphBuilder) chains(key, lid string, l *listener.Listener, p translate
 			}
 		}
 	}
-	if l.DefaultFilterChain == nil && !l.GetUseOriginalDst().GetValue() {
+	catchAll := l.DefaultFilterChain != nil || l.GetUseOriginalDst().GetValue()
+	for _, fc := range l.FilterChains {
+		if proto.Size(fc.GetFilterChainMatch()) == 0 {
+			catchAll = true // a chain without a match takes everything
+		}
+	}
+	if !catchAll {
 		id := key + "/closed/" + l.Name
 		n, _ := b.g.node(key, id, KindClosed, "no chain matches")
 		n.Sub = "connection closed"

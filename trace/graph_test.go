@@ -108,3 +108,26 @@ func TestGraphPassthroughAndWithoutTrace(t *testing.T) {
 	require.NoError(t, g.SVG(&b))
 	require.Contains(t, b.String(), "PassthroughCluster")
 }
+
+// A listener whose chain has no match takes every connection: nothing is
+// drawn as closed there. The HTTP path runs through route config and
+// virtual host to a cluster originating TLS.
+func TestGraphHTTPThroughGateway(t *testing.T) {
+	sc, idx := loadScenario(t, "tls-origination-egress-gateway")
+	p := sc.proxy(t, "sleep")
+	tr := trace.Run(idx, p, sim.Call{Protocol: sim.HTTP, Host: "edition.cnn.com", Path: "/politics", Port: 80}, trace.Options{})
+	g := trace.BuildGraph(idx, p, trace.Options{}, tr)
+	require.Nil(t, g.Node(gwKey+"/closed/0.0.0.0_8080"))
+	for _, id := range []string{
+		p.ClassKey() + "/routeconfig/80",
+		p.ClassKey() + "/routeconfig/80/edition.cnn.com:80",
+		gwKey + "/routeconfig/http.8080",
+		gwKey + "/routeconfig/http.8080/edition.cnn.com:80",
+		gwKey + "/cluster/outbound|443||edition.cnn.com",
+	} {
+		n := g.Node(id)
+		require.NotNil(t, n, id)
+		require.True(t, n.OnPath, id)
+	}
+	require.Equal(t, "→ edition.cnn.com:443 (TLS origination)", g.Node(gwKey+"/cluster/outbound|443||edition.cnn.com").Sub)
+}
