@@ -11,7 +11,7 @@ EXAMPLE := examples/httpbin-passthrough
 SIDECAR := sidecar~10.244.2.7~sleep-6d8f.mesh-test~mesh-test.svc.cluster.local
 GATEWAY := router~10.244.1.20~istio-egressgateway-7c9d.istio-system~istio-system.svc.cluster.local
 
-.PHONY: build run translate-example test bench fuzz golden load
+.PHONY: build run translate-example trace-example test bench fuzz golden load
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/chokepoint
@@ -25,6 +25,11 @@ translate-example: build
 	$(BIN) translate -f $(EXAMPLE) --node '$(SIDECAR)' --labels app=sleep -o yaml
 	@echo "== egress gateway $(GATEWAY)"
 	$(BIN) translate -f $(EXAMPLE) --node '$(GATEWAY)' --labels app=istio-egressgateway,istio=egressgateway -o yaml
+
+# The seed call traced through both hops, and one that is blackholed.
+trace-example: build
+	$(BIN) trace -f $(EXAMPLE) --node '$(SIDECAR)' --labels app=sleep --sni httpbin.org --port 443
+	$(BIN) trace -f $(EXAMPLE) --node '$(SIDECAR)' --labels app=sleep --sni example.com --port 443
 
 test:
 	$(GO) vet ./...
@@ -43,3 +48,4 @@ fuzz:
 # Regenerate golden files; review the diff like code before committing.
 golden:
 	$(GO) test ./translate -run TestGolden -update
+	$(GO) test ./trace -run TestGolden -update

@@ -321,6 +321,10 @@ func narrow(cands []*listener.FilterChain, f func(*listener.FilterChain) (bool, 
 	return out
 }
 
+// ChainLabel names a filter chain as Result.FilterChain does: its name, or
+// its match ("sni=httpbin.org"), or its position.
+func ChainLabel(l *listener.Listener, fc *listener.FilterChain) string { return chainLabel(l, fc) }
+
 func chainLabel(l *listener.Listener, fc *listener.FilterChain) string {
 	if fc.Name != "" {
 		return fc.Name

@@ -416,6 +416,13 @@ func (s *Status) Sync() []SyncStatus {
 // ProxyClass returns the class of the first attached stream of the proxy
 // with istiod's short ID (POD.NAMESPACE).
 func (s *Status) ProxyClass(proxyID string) (string, bool) {
+	_, class, ok := s.ConnectedProxy(proxyID)
+	return class, ok
+}
+
+// ConnectedProxy returns the identity and class of the first attached
+// stream of the proxy with istiod's short ID (POD.NAMESPACE).
+func (s *Status) ConnectedProxy(proxyID string) (translate.Proxy, string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var best *stream
@@ -425,7 +432,7 @@ func (s *Status) ProxyClass(proxyID string) (string, bool) {
 		}
 	}
 	if best == nil {
-		return "", false
+		return translate.Proxy{}, "", false
 	}
-	return best.class, true
+	return best.proxy, best.class, true
 }

@@ -22,8 +22,10 @@ type Resources struct {
 	Endpoints []*endpoint.ClusterLoadAssignment
 	// Problems are specific to this proxy (input-wide ones are on the Index).
 	Problems []inputs.Problem
-	// RegistryOnly is the outbound traffic policy in effect for a sidecar.
+	// RegistryOnly is the outbound traffic policy in effect for a sidecar;
+	// PolicySource says what set it ("Sidecar ns/name" or "mesh config").
 	RegistryOnly bool
+	PolicySource string
 }
 
 // translation is the state of one Translate call.
@@ -66,6 +68,7 @@ func (x *Index) Translate(p Proxy) *Resources {
 		t.buildGateway()
 	default:
 		t.out.RegistryOnly = t.sc.registryOnly
+		t.out.PolicySource = t.sc.policySource
 		t.buildClusters()
 		t.buildSidecarListeners()
 		t.buildSidecarRoutes()

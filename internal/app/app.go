@@ -258,6 +258,8 @@ func (a *App) registerDebug(admin *server.Admin) {
 		}
 		http.Error(w, fmt.Sprintf("proxy %q has no config yet", id), http.StatusServiceUnavailable)
 	}))
+	admin.Handle("/debug/trace", http.HandlerFunc(a.serveTrace))
+	admin.Handle("/debug/graph", http.HandlerFunc(a.serveGraph))
 	admin.Handle("/debug/inputs", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		in := current()
 		if in == nil {
