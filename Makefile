@@ -43,3 +43,4 @@ fuzz:
 # Regenerate golden files; review the diff like code before committing.
 golden:
 	$(GO) test ./translate -run TestGolden -update
+	$(GO) test ./analyze -run TestCases -update
