@@ -48,7 +48,6 @@ func (r *ruleInfo) onPort(n uint32) bool {
 
 type destInfo struct {
 	field  string // up to ".destination"
-	raw    string
 	host   string
 	port   uint32
 	subset string
@@ -106,7 +105,7 @@ func (a *analyzer) newVSInfo(vs *inputs.VirtualService) *vsInfo {
 			if d == nil || d.Host == "" {
 				return
 			}
-			di := destInfo{field: fmt.Sprintf("spec.%s[%d].route[%d].destination", kind, i, j), raw: d.Host,
+			di := destInfo{field: fmt.Sprintf("spec.%s[%d].route[%d].destination", kind, i, j),
 				host: translate.FQDN(d.Host, vs.Namespace), subset: d.Subset}
 			if d.Port != nil {
 				di.port = d.Port.Number
@@ -396,12 +395,12 @@ func (a *analyzer) vsHostsInRegistry(v *vsInfo, reported map[string]bool) {
 		}
 		if pol.registryOnly {
 			a.report(VirtualServiceHostNotInRegistry, Error, v.obj, fmt.Sprintf("spec.hosts[%d]", i),
-				fmt.Sprintf("Sidecars build nothing for this VirtualService, and under %s calls to %s are blackholed: TLS connections are reset (curl 000), plain HTTP gets 502.", pol, h),
+				fmt.Sprintf("Nothing registers %[2]s, so sidecars do not apply this VirtualService to it, and under %[1]s calls to %[2]s are blackholed: TLS connections are reset (curl 000), plain HTTP gets 502.", pol, h),
 				"host %s matches no ServiceEntry or Service", h)
 			continue
 		}
 		a.report(VirtualServiceHostNotInRegistry, Warning, v.obj, fmt.Sprintf("spec.hosts[%d]", i),
-			fmt.Sprintf("Sidecars build nothing for this VirtualService; under %s calls to %s leave directly through PassthroughCluster: they work, but bypass this VirtualService and any egress gateway it routes to.", pol, h),
+			fmt.Sprintf("Nothing registers %[2]s, so sidecars do not apply this VirtualService to it; under %[1]s calls to %[2]s leave directly through PassthroughCluster: they work, but bypass this VirtualService and any egress gateway it routes to.", pol, h),
 			"host %s matches no ServiceEntry or Service", h)
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -46,6 +48,20 @@ func TestAnalyzeExitCodes(t *testing.T) {
 	}
 	code, _, _ = runCLI(t, "", "analyze", "-f", "/does/not/exist")
 	require.Equal(t, 1, code)
+}
+
+func TestAnalyzeMeshFlag(t *testing.T) {
+	const bypassable = "../../analyze/testdata/egress-gateway-allow-any/config"
+	code, out, _ := runCLI(t, "", "analyze", "-f", bypassable)
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "Info [CP0006]")
+
+	// REGISTRY_ONLY from --mesh closes the bypass.
+	mesh := filepath.Join(t.TempDir(), "mesh.yaml")
+	require.NoError(t, os.WriteFile(mesh, []byte("outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\n"), 0o644))
+	code, out, _ = runCLI(t, "", "analyze", "-f", bypassable, "--mesh", mesh)
+	require.Equal(t, 0, code)
+	require.Equal(t, "No validation issues found.\n", out)
 }
 
 func TestAnalyzeJSON(t *testing.T) {
