@@ -47,5 +47,6 @@ fuzz:
 
 # Regenerate golden files; review the diff like code before committing.
 golden:
-	$(GO) test ./translate -run TestGolden -update
+	$(GO) test ./translate -run TestScenarios -update
 	$(GO) test ./trace -run TestGolden -update
+	$(GO) test ./analyze -run TestCases -update

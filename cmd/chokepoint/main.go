@@ -48,7 +48,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError("%v", err) })
-	root.AddCommand(newTranslateCmd(), newTraceCmd(), newDiffCmd(), newServeCmd(), newVersionCmd())
+	root.AddCommand(newTranslateCmd(), newAnalyzeCmd(), newTraceCmd(), newDiffCmd(), newServeCmd(), newVersionCmd())
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
