@@ -1,6 +1,7 @@
 # chokepoint: two commands on a fresh machine.
 #   make run   serve the embedded example (xDS :15010, admin 127.0.0.1:15014)
 #   make test  run every test
+#   make kube-tools  build kube-apiserver for the Kubernetes integration tests
 
 GO ?= go
 BIN := bin/chokepoint
@@ -11,7 +12,7 @@ EXAMPLE := examples/httpbin-passthrough
 SIDECAR := sidecar~10.244.2.7~sleep-6d8f.mesh-test~mesh-test.svc.cluster.local
 GATEWAY := router~10.244.1.20~istio-egressgateway-7c9d.istio-system~istio-system.svc.cluster.local
 
-.PHONY: build run translate-example trace-example test bench fuzz golden load
+.PHONY: build run translate-example trace-example test bench fuzz golden load kube-tools
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/chokepoint
@@ -34,6 +35,12 @@ trace-example: build
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+
+# kube-apiserver for test/kubeenv, built into ~/.cache/chokepoint/bin (several
+# minutes the first time, nothing when up to date). etcd comes from Debian:
+# apt-get install etcd-server. Without them those tests skip.
+kube-tools:
+	GO=$(GO) test/tools/kube-apiserver/build.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./translate
