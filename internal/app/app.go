@@ -66,12 +66,12 @@ type App struct {
 	Metrics *snapshot.Metrics
 	// files reads Options.Files and Options.Mesh; kube the API server.
 	// Either may be nil, not both.
-	files   *watch.FileSource
-	kube    *watch.KubeSource
-	grpc    *grpc.Server
-	admin   *http.Server
-	xdsLis  net.Listener
-	adm     net.Listener
+	files  *watch.FileSource
+	kube   *watch.KubeSource
+	grpc   *grpc.Server
+	admin  *http.Server
+	xdsLis net.Listener
+	adm    net.Listener
 
 	// latest holds each source's newest inputs; nothing is applied until
 	// every source has produced its first.
