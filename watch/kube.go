@@ -84,10 +84,13 @@ type KubeSource struct {
 	ready          chan struct{}
 	running        atomic.Bool
 
+	// down is the state of an outage of the whole API server.
 	down struct {
 		sync.Mutex
-		reason string
-		at     time.Time
+		reason   string
+		since    time.Time
+		loggedAt time.Time
+		warned   bool
 	}
 
 	// Run's goroutine only.
@@ -146,13 +149,13 @@ func NewKubeSource(o KubeOptions) (*KubeSource, error) {
 	}
 	ic, kc := o.Istio, o.Client
 	for _, ns := range namespaces {
-		net := ic.NetworkingV1()
+		nw := ic.NetworkingV1()
 		s.resources = append(s.resources,
-			newKubeResource(s, "ServiceEntry", gvrServiceEntry, ns, net.ServiceEntries(ns), &networking.ServiceEntry{}, nil, ic),
-			newKubeResource(s, "Gateway", gvrGateway, ns, net.Gateways(ns), &networking.Gateway{}, nil, ic),
-			newKubeResource(s, "VirtualService", gvrVirtualService, ns, net.VirtualServices(ns), &networking.VirtualService{}, nil, ic),
-			newKubeResource(s, "DestinationRule", gvrDestinationRule, ns, net.DestinationRules(ns), &networking.DestinationRule{}, nil, ic),
-			newKubeResource(s, "Sidecar", gvrSidecar, ns, net.Sidecars(ns), &networking.Sidecar{}, nil, ic),
+			newKubeResource(s, "ServiceEntry", gvrServiceEntry, ns, nw.ServiceEntries(ns), &networking.ServiceEntry{}, nil, ic),
+			newKubeResource(s, "Gateway", gvrGateway, ns, nw.Gateways(ns), &networking.Gateway{}, nil, ic),
+			newKubeResource(s, "VirtualService", gvrVirtualService, ns, nw.VirtualServices(ns), &networking.VirtualService{}, nil, ic),
+			newKubeResource(s, "DestinationRule", gvrDestinationRule, ns, nw.DestinationRules(ns), &networking.DestinationRule{}, nil, ic),
+			newKubeResource(s, "Sidecar", gvrSidecar, ns, nw.Sidecars(ns), &networking.Sidecar{}, nil, ic),
 			newKubeResource(s, "Service", gvrService, ns, kc.CoreV1().Services(ns), &corev1.Service{}, nil, kc),
 			newKubeResource(s, "EndpointSlice", gvrEndpointSlice, ns, kc.DiscoveryV1().EndpointSlices(ns), &discoveryv1.EndpointSlice{}, nil, kc),
 		)
@@ -295,15 +298,21 @@ func (s *KubeSource) objectEvent(kind, event string) {
 }
 
 // serverFailed logs an outage of the whole API server once (and as a
-// reminder while it lasts), however many informers run into it.
+// reminder while it lasts), however many informers run into it; a flapping
+// connection is logged at most once a minute.
 func (s *KubeSource) serverFailed(reason string, err error) {
 	s.down.Lock()
 	defer s.down.Unlock()
-	if s.down.reason == reason && time.Since(s.down.at) < failureRemind {
+	same := s.down.reason == reason
+	s.down.reason = reason
+	if s.down.since.IsZero() {
+		s.down.since = time.Now()
+	}
+	if (same && time.Since(s.down.loggedAt) < failureRemind) || time.Since(s.down.loggedAt) < time.Minute {
 		s.log.Debug("kubernetes API server still failing", zap.String("reason", reason), zap.Error(err))
 		return
 	}
-	s.down.reason, s.down.at = reason, time.Now()
+	s.down.loggedAt, s.down.warned = time.Now(), true
 	msg := "kubernetes API server unreachable: the last config stays in effect; informers retry with backoff"
 	if reason == reasonUnauthorized {
 		msg = "kubernetes API server rejects the credentials: the last config stays in effect; informers retry with backoff"
@@ -314,10 +323,13 @@ func (s *KubeSource) serverFailed(reason string, err error) {
 func (s *KubeSource) serverAnswered() {
 	s.down.Lock()
 	defer s.down.Unlock()
-	if s.down.reason != "" {
-		s.log.Info("kubernetes API server answers again", zap.Duration("down", time.Since(s.down.at)))
-		s.down.reason = ""
+	if s.down.reason == "" {
+		return
 	}
+	if s.down.warned {
+		s.log.Info("kubernetes API server answers again", zap.Duration("down", time.Since(s.down.since)))
+	}
+	s.down.reason, s.down.since, s.down.warned = "", time.Time{}, false
 }
 
 func (s *KubeSource) syncedCount() int {

@@ -292,8 +292,11 @@ func (r *kubeResource) report(reason string, verbs []string, synced bool, err er
 		if group == "" {
 			group = `""`
 		}
-		fields = append(fields, zap.String("missing_verbs", strings.Join(verbs, ",")),
-			zap.String("rbac", "allow get, list, watch on apiGroups "+group+" resources "+r.gvr.Resource),
+		rbac := "allow get, list, watch on apiGroups " + group + " resources " + r.gvr.Resource
+		if r.namespace == "" && !r.cluster {
+			rbac += " cluster-wide, or restrict --namespace to namespaces where it is allowed"
+		}
+		fields = append(fields, zap.String("missing_verbs", strings.Join(verbs, ",")), zap.String("rbac", rbac),
 			zap.String("effect", effect), zap.Error(err))
 		r.src.log.Warn("kubernetes RBAC forbids reading a resource", fields...)
 	case reasonNotServed:
