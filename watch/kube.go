@@ -313,9 +313,15 @@ func (s *KubeSource) serverFailed(reason string, err error) {
 		return
 	}
 	s.down.loggedAt, s.down.warned = time.Now(), true
-	msg := "kubernetes API server unreachable: the last config stays in effect; informers retry with backoff"
+	effect := "the last config stays in effect; informers retry with backoff"
+	select {
+	case <-s.ready:
+	default:
+		effect = "nothing is served until every informer has synced; informers retry with backoff"
+	}
+	msg := "kubernetes API server unreachable: " + effect
 	if reason == reasonUnauthorized {
-		msg = "kubernetes API server rejects the credentials: the last config stays in effect; informers retry with backoff"
+		msg = "kubernetes API server rejects the credentials: " + effect
 	}
 	s.log.Warn(msg, zap.Error(err))
 }
