@@ -7,5 +7,12 @@
 // read becomes an inputs.Problem naming the file, document, object and field;
 // it never stops the rest of the input from loading.
 //
-// watch must never translate: it only produces inputs.
+// The Kubernetes source (KubeSource) reads the same kinds from an API server
+// through client-go informers, remembering each object's resourceVersion. It
+// produces nothing until every informer has synced, and nothing while the
+// API server is away, so a proxy is never given a config built from part of
+// the cluster.
+//
+// watch must never translate, and the Kubernetes source must never write to
+// the cluster: it only lists and watches.
 package watch

@@ -74,3 +74,18 @@ func TestVersion(t *testing.T) {
 	require.Equal(t, 0, code)
 	require.True(t, strings.HasPrefix(out, "chokepoint "))
 }
+
+func TestServeKubeFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve"}, // neither -f nor --kube
+		{"serve", "-f", example, "--namespace", "mesh-test"},  // --namespace without --kube
+		{"serve", "-f", example, "--kubeconfig", "/dev/null"}, // --kubeconfig without --kube
+		{"serve", "--kube", "--namespace", ""},                // empty namespace
+	} {
+		code, _, stderr := runCLI(t, "", args...)
+		require.Equal(t, 2, code, "%v: %s", args, stderr)
+	}
+	code, _, stderr := runCLI(t, "", "serve", "--kube", "--kubeconfig", "/does/not/exist", "--admin-address", "127.0.0.1:0", "--xds-address", "127.0.0.1:0")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "/does/not/exist")
+}

@@ -17,6 +17,9 @@ import (
 type serveOptions struct {
 	files        []string
 	mesh         string
+	kube         bool
+	kubeconfig   string
+	namespaces   []string
 	xdsAddress   string
 	adminAddress string
 	tlsCert      string
@@ -34,7 +37,7 @@ type serveOptions struct {
 func newServeCmd() *cobra.Command {
 	o := &serveOptions{}
 	cmd := &cobra.Command{
-		Use:   "serve [-f PATH]... [--mesh F] [--xds-address ADDR] [--admin-address ADDR]",
+		Use:   "serve [-f PATH]... [--kube [--kubeconfig F] [--namespace NS]...] [--mesh F] [--xds-address ADDR] [--admin-address ADDR]",
 		Short: "Serve the translated config to Envoy over ADS (SotW and Delta)",
 		Long: `serve watches Istio YAML files and directories and serves every connecting
 Envoy the config istiod would give it: ADS over gRPC in State-of-the-World and
@@ -44,6 +47,16 @@ plaintext port 15010 by default). Proxies are identified by their Envoy node
 LABELS); proxies with the same identity apart from name and IP share one
 snapshot. A file with errors keeps serving its last good version.
 
+With --kube it also reads (list and watch, never writes) ServiceEntries,
+Gateways, VirtualServices, DestinationRules and Sidecars
+(networking.istio.io/v1), Services, EndpointSlices, Namespaces and the istio
+ConfigMap in istio-system from a Kubernetes API server: --kubeconfig, else
+$KUBECONFIG, else the pod's service account, else ~/.kube/config. Nothing is
+served until every informer has synced; when the API server goes away the
+last config stays in effect. With -f too, both are merged (a file's object
+wins over the cluster's of the same kind/namespace/name; --mesh, else an
+istio ConfigMap in the files, else the cluster's).
+
 Admin HTTP on --admin-address: /healthz, /readyz, /metrics,
 /debug/config_dump?proxyID=POD.NAMESPACE, /debug/syncz, /debug/inputs,
 /debug/classes.`,
@@ -52,6 +65,9 @@ Admin HTTP on --admin-address: /healthz, /readyz, /metrics,
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&o.files, "filename", "f", nil, "file or directory of Istio YAML to serve and watch (repeatable)")
+	f.BoolVar(&o.kube, "kube", false, "read the Istio and Kubernetes objects from a Kubernetes API server too (read-only)")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for --kube (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
+	f.StringArrayVar(&o.namespaces, "namespace", nil, "with --kube, read namespaced objects only from this namespace (repeatable; default all)")
 	f.StringVar(&o.mesh, "mesh", "", "mesh config YAML; overrides the istio ConfigMap")
 	f.StringVar(&o.xdsAddress, "xds-address", ":15010", "xDS gRPC listen address")
 	f.StringVar(&o.adminAddress, "admin-address", "127.0.0.1:15014", "admin HTTP listen address")
@@ -60,7 +76,7 @@ Admin HTTP on --admin-address: /healthz, /readyz, /metrics,
 	f.StringVar(&o.tlsClientCA, "tls-client-ca", "", "require xDS clients to present a certificate signed by this CA (mTLS)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "console", "console or json")
-	f.DurationVar(&o.holdoff, "debounce", 100*time.Millisecond, "quiet time after a file change before reloading")
+	f.DurationVar(&o.holdoff, "debounce", 100*time.Millisecond, "quiet time after a file or Kubernetes change before rebuilding")
 	f.DurationVar(&o.maxHoldoff, "debounce-max", 500*time.Millisecond, "longest wait from the first change of a burst")
 	f.DurationVar(&o.drain, "drain", 5*time.Second, "on SIGTERM/SIGINT, how long streams may drain before the server stops")
 	f.IntVar(&o.maxInflight, "push-throttle", 100, "how many proxies may have unacknowledged responses at once")
@@ -87,8 +103,16 @@ func newLogger(level, format string) (*zap.Logger, error) {
 }
 
 func serve(parent context.Context, o *serveOptions) error {
-	if len(o.files) == 0 {
-		return usageError("at least one -f PATH is required")
+	if len(o.files) == 0 && !o.kube {
+		return usageError("at least one -f PATH, or --kube, is required")
+	}
+	if !o.kube && (o.kubeconfig != "" || len(o.namespaces) > 0) {
+		return usageError("--kubeconfig and --namespace need --kube")
+	}
+	for _, ns := range o.namespaces {
+		if ns == "" {
+			return usageError("--namespace: empty namespace name")
+		}
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return usageError("--tls-cert and --tls-key go together")
@@ -111,7 +135,7 @@ func serve(parent context.Context, o *serveOptions) error {
 		tlsCfg = &server.TLSConfig{CertFile: o.tlsCert, KeyFile: o.tlsKey, ClientCA: o.tlsClientCA}
 	}
 	a, err := app.New(ctx, app.Options{
-		Files: o.files, Mesh: o.mesh, XDSAddress: o.xdsAddress, AdminAddress: o.adminAddress, TLS: tlsCfg,
+		Files: o.files, Mesh: o.mesh, Kube: o.kube, Kubeconfig: o.kubeconfig, Namespaces: o.namespaces, XDSAddress: o.xdsAddress, AdminAddress: o.adminAddress, TLS: tlsCfg,
 		Holdoff: o.holdoff, MaxHoldoff: o.maxHoldoff, Drain: o.drain, MaxInflight: o.maxInflight, MaxInflightBytes: o.pushBytes, Log: log,
 	})
 	if err != nil {

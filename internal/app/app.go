@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	istioclient "istio.io/client-go/pkg/clientset/versioned"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/chokepoint-xds/chokepoint/configdump"
 	"github.com/chokepoint-xds/chokepoint/inputs"
@@ -28,8 +30,21 @@ import (
 
 // Options configure a control plane.
 type Options struct {
-	Files        []string
-	Mesh         string
+	// Files are files and directories of Istio YAML, watched; Mesh a mesh
+	// config file (overrides any istio ConfigMap).
+	Files []string
+	Mesh  string
+	// Kube reads a Kubernetes API server too (see watch.KubeSource):
+	// Kubeconfig (else $KUBECONFIG, in-cluster, ~/.kube/config), restricted
+	// to Namespaces if any. KubeClient and IstioClient, when both set, are
+	// used instead of clients built from the kubeconfig.
+	Kube            bool
+	Kubeconfig      string
+	Namespaces      []string
+	KubeClient      kubernetes.Interface
+	IstioClient     istioclient.Interface
+	KubeSyncTimeout time.Duration
+
 	XDSAddress   string
 	AdminAddress string
 	TLS          *server.TLSConfig
@@ -52,22 +67,46 @@ type App struct {
 	Manager *snapshot.Manager
 	Status  *snapshot.Status
 	Metrics *snapshot.Metrics
-	source  *watch.FileSource
-	grpc    *grpc.Server
-	admin   *http.Server
-	xdsLis  net.Listener
-	adm     net.Listener
+	// files reads Options.Files and Options.Mesh; kube the API server.
+	// Either may be nil, not both.
+	files  *watch.FileSource
+	kube   *watch.KubeSource
+	grpc   *grpc.Server
+	admin  *http.Server
+	xdsLis net.Listener
+	adm    net.Listener
 
+	// latest holds each source's newest inputs; nothing is applied until
+	// every source has produced its first.
+	latest struct {
+		sync.Mutex
+		files, kube *inputs.Inputs
+		// kubeSeen is set once the Kubernetes source has delivered.
+		kubeSeen bool
+	}
+	// applyMu serialises applies from the sources' goroutines.
+	applyMu sync.Mutex
+	// checked remembers the index a source's Check built, to reuse it when
+	// the same inputs are applied.
 	checked struct {
 		sync.Mutex
-		in  *inputs.Inputs
-		idx *translate.Index
+		from        source
+		cand, other *inputs.Inputs
+		merged      *inputs.Inputs
+		idx         *translate.Index
 	}
 	cur struct {
 		sync.Mutex
 		in *inputs.Inputs
 	}
 }
+
+type source int
+
+const (
+	fromFiles source = iota
+	fromKube
+)
 
 // New loads the inputs, builds the first index and opens the listeners.
 // The error is for what makes serving impossible (a missing path, a port in
@@ -79,32 +118,53 @@ func New(ctx context.Context, o Options) (*App, error) {
 	if o.Drain == 0 {
 		o.Drain = 5 * time.Second
 	}
+	if len(o.Files) == 0 && o.Mesh == "" && !o.Kube {
+		return nil, errors.New("nothing to serve: give files (-f) or a Kubernetes API server (--kube)")
+	}
 	a := &App{opts: o, log: o.Log}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Metrics = snapshot.NewMetrics(reg)
 	a.Manager = snapshot.NewManager(o.Log.Named("snapshot"), a.Metrics)
 	a.Status = snapshot.NewStatus(a.Manager, o.Log.Named("xds"), o.MaxInflight, o.MaxInflightBytes)
-	// The source checks inputs with the translator's own validation; the
-	// index it builds for that is reused when the inputs are applied.
-	a.source = &watch.FileSource{
-		Paths: o.Files, MeshFile: o.Mesh, Holdoff: o.Holdoff, MaxHoldoff: o.MaxHoldoff, Log: o.Log.Named("watch"),
-		Check: func(in *inputs.Inputs) []inputs.Problem {
-			idx := translate.NewIndex(in)
-			a.checked.Lock()
-			a.checked.in, a.checked.idx = in, idx
-			a.checked.Unlock()
-			return idx.Problems()
-		},
+	// The sources check inputs with the translator's own validation, on
+	// the merge with the other source's inputs; the index built for that
+	// is reused when the inputs are applied.
+	if len(o.Files) > 0 || o.Mesh != "" {
+		a.files = &watch.FileSource{
+			Paths: o.Files, MeshFile: o.Mesh, Holdoff: o.Holdoff, MaxHoldoff: o.MaxHoldoff, Log: o.Log.Named("watch"),
+			Check: func(in *inputs.Inputs) []inputs.Problem { return a.check(fromFiles, in) },
+		}
 	}
-	in, err := a.source.Load()
-	if err != nil {
-		return nil, err
+	if o.Kube {
+		kc, ic := o.KubeClient, o.IstioClient
+		if kc == nil || ic == nil {
+			var err error
+			if kc, ic, err = watch.KubeClientsFromConfig(o.Kubeconfig); err != nil {
+				return nil, err
+			}
+		}
+		watch.RouteKlog(o.Log.Named("client-go"))
+		var err error
+		a.kube, err = watch.NewKubeSource(watch.KubeOptions{
+			Client: kc, Istio: ic, Namespaces: o.Namespaces, SyncTimeout: o.KubeSyncTimeout,
+			Holdoff: o.Holdoff, MaxHoldoff: o.MaxHoldoff, Metrics: reg, Log: o.Log.Named("kube"),
+			Check: func(in *inputs.Inputs) []inputs.Problem { return a.check(fromKube, in) },
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
-	a.apply(in)
+	if a.files != nil {
+		in, err := a.files.Load()
+		if err != nil {
+			return nil, err
+		}
+		a.apply(fromFiles, in)
+	}
 
-	a.grpc, err = server.NewXDS(ctx, a.Manager.Cache(), a.Status,
-		server.XDSOptions{TLS: o.TLS, Delta: a.Manager.DeltaServer(ctx, a.Status)})
+	var err error
+	a.grpc, err = server.NewXDS(ctx, a.Manager.Cache(), a.Status, server.XDSOptions{TLS: o.TLS, Delta: a.Manager.DeltaServer(ctx, a.Status)})
 	if err != nil {
 		return nil, err
 	}
@@ -127,22 +187,90 @@ func (a *App) AdminAddr() string { return a.adm.Addr().String() }
 
 // Reload reads the files now, as a change event would.
 func (a *App) Reload() error {
-	in, err := a.source.Load()
+	if a.files == nil {
+		return nil
+	}
+	in, err := a.files.Load()
 	if err != nil {
 		return err
 	}
-	a.apply(in)
+	a.apply(fromFiles, in)
 	return nil
 }
 
-func (a *App) apply(in *inputs.Inputs) {
-	a.checked.Lock()
-	idx := a.checked.idx
-	if a.checked.in != in {
-		idx = translate.NewIndex(in)
+// check is a source's Check hook: it validates the source's candidate
+// inputs merged with the other source's current ones.
+func (a *App) check(from source, cand *inputs.Inputs) []inputs.Problem {
+	a.latest.Lock()
+	other := a.latest.kube
+	if from == fromKube {
+		other = a.latest.files
 	}
-	a.checked.in, a.checked.idx = nil, nil
+	a.latest.Unlock()
+	merged := merge(from, cand, other)
+	idx := translate.NewIndex(merged)
+	a.checked.Lock()
+	a.checked.from, a.checked.cand, a.checked.other, a.checked.merged, a.checked.idx = from, cand, other, merged, idx
 	a.checked.Unlock()
+	return idx.Problems()
+}
+
+func merge(from source, in, other *inputs.Inputs) *inputs.Inputs {
+	if from == fromKube {
+		return Merge(other, in)
+	}
+	return Merge(in, other)
+}
+
+// apply takes a source's new inputs and, once every source has delivered,
+// makes their merge the current inputs.
+func (a *App) apply(from source, in *inputs.Inputs) {
+	a.applyMu.Lock()
+	defer a.applyMu.Unlock()
+	a.latest.Lock()
+	firstKube := from == fromKube && !a.latest.kubeSeen
+	a.latest.Unlock()
+	if firstKube && a.files != nil {
+		// The files were checked before the cluster's objects were known:
+		// check them again now, or a file referring to a cluster object
+		// would be held back until it next changes.
+		a.latest.Lock()
+		a.latest.kube = in
+		a.latest.Unlock()
+		if files, err := a.files.Load(); err == nil {
+			a.latest.Lock()
+			a.latest.files = files
+			a.latest.Unlock()
+		} else {
+			a.log.Error("reloading files failed: keeping the previous ones", zap.Error(err))
+		}
+	}
+	a.latest.Lock()
+	var other *inputs.Inputs
+	switch from {
+	case fromFiles:
+		a.latest.files, other = in, a.latest.kube
+	case fromKube:
+		a.latest.kube, a.latest.kubeSeen, other = in, true, a.latest.files
+	}
+	complete := (a.files == nil || a.latest.files != nil) && (a.kube == nil || a.latest.kubeSeen)
+	a.latest.Unlock()
+	if !complete {
+		return
+	}
+
+	a.checked.Lock()
+	var merged *inputs.Inputs
+	var idx *translate.Index
+	if a.checked.idx != nil && a.checked.from == from && a.checked.cand == in && a.checked.other == other {
+		merged, idx = a.checked.merged, a.checked.idx
+	}
+	a.checked.from, a.checked.cand, a.checked.other, a.checked.merged, a.checked.idx = 0, nil, nil, nil, nil
+	a.checked.Unlock()
+	if idx == nil {
+		merged = merge(from, in, other)
+		idx = translate.NewIndex(merged)
+	}
 	errs := 0
 	for _, p := range idx.Problems() {
 		if p.Severity == inputs.SeverityError {
@@ -160,7 +288,7 @@ func (a *App) apply(in *inputs.Inputs) {
 	}
 	a.Metrics.InputLoads.WithLabelValues(result).Inc()
 	a.cur.Lock()
-	a.cur.in = in
+	a.cur.in = merged
 	a.cur.Unlock()
 	a.Manager.SetIndex(idx)
 }
@@ -175,13 +303,23 @@ func (a *App) Run(ctx context.Context) error {
 			errc <- err
 		}
 	}()
-	go func() {
-		if err := a.source.Run(ctx, a.apply); err != nil {
-			errc <- fmt.Errorf("watching files: %w", err)
-		}
-	}()
+	if a.files != nil {
+		go func() {
+			if err := a.files.Run(ctx, func(in *inputs.Inputs) { a.apply(fromFiles, in) }); err != nil {
+				errc <- fmt.Errorf("watching files: %w", err)
+			}
+		}()
+	}
+	if a.kube != nil {
+		go func() {
+			if err := a.kube.Run(ctx, func(in *inputs.Inputs) { a.apply(fromKube, in) }); err != nil {
+				errc <- fmt.Errorf("watching kubernetes: %w", err)
+			}
+		}()
+	}
 	a.log.Info("serving", zap.String("xds", a.XDSAddr()), zap.String("admin", a.AdminAddr()),
-		zap.Strings("files", a.opts.Files), zap.Bool("tls", a.opts.TLS != nil))
+		zap.Strings("files", a.opts.Files), zap.Bool("kube", a.kube != nil), zap.Strings("namespaces", a.opts.Namespaces),
+		zap.Bool("tls", a.opts.TLS != nil))
 	select {
 	case <-ctx.Done():
 		a.log.Info("shutting down: no new streams, draining open ones", zap.Duration("drain", a.opts.Drain))
@@ -263,6 +401,15 @@ func (a *App) registerDebug(admin *server.Admin) {
 	admin.Handle("/debug/inputs", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		in := current()
 		if in == nil {
+			if a.kube != nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				server.WriteJSON(w, map[string]any{
+					"error":      "no inputs applied yet: waiting for the Kubernetes informers to sync",
+					"kubernetes": a.kube.Status(),
+				})
+				return
+			}
 			http.Error(w, "no inputs loaded yet", http.StatusServiceUnavailable)
 			return
 		}
@@ -295,11 +442,15 @@ func (a *App) registerDebug(admin *server.Admin) {
 		if idx := mgr.Index(); idx != nil {
 			problems = idx.Problems()
 		}
-		server.WriteJSON(w, map[string]any{
+		out := map[string]any{
 			"objects":                 objs,
 			"problems":                problems,
 			"mesh_source":             in.MeshSource,
 			"outbound_traffic_policy": in.Mesh.GetOutboundTrafficPolicy().GetMode().String(),
-		})
+		}
+		if a.kube != nil {
+			out["kubernetes"] = a.kube.Status()
+		}
+		server.WriteJSON(w, out)
 	}))
 }
