@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -55,6 +56,8 @@ type Manager struct {
 	rawMu  sync.Mutex
 	rawGen uint64
 	raw    map[proto.Message]*wire
+	// byHash finds an encoding already made this generation by content.
+	byHash map[uint64][]*wire
 }
 
 // class is a set of proxies with the same effective inputs.
@@ -353,8 +356,10 @@ type wire struct {
 // wire encodes msg once per index generation.
 func (m *Manager) wire(msg proto.Message, typeURL string, gen uint64) (*wire, error) {
 	m.rawMu.Lock()
-	if m.rawGen != gen || m.raw == nil {
-		m.rawGen, m.raw = gen, map[proto.Message]*wire{}
+	if m.rawGen != gen {
+		m.rawGen, m.raw, m.byHash = gen, map[proto.Message]*wire{}, map[uint64][]*wire{}
+	} else if m.raw == nil {
+		m.raw = map[proto.Message]*wire{}
 	}
 	w, ok := m.raw[msg]
 	m.rawMu.Unlock()
@@ -366,13 +371,27 @@ func (m *Manager) wire(msg proto.Message, typeURL string, gen uint64) (*wire, er
 		return nil, err
 	}
 	h := fnv64(raw)
-	a := &anypb.Any{TypeUrl: typeURL, Value: raw}
-	w = &wire{hash: h, any: a, delta: &discovery.Resource{Name: cachev3.GetResourceName(msg), Version: strconv.FormatUint(h, 16), Resource: a}}
+	name := cachev3.GetResourceName(msg)
 	m.rawMu.Lock()
+	defer m.rawMu.Unlock()
+	if m.rawGen == gen {
+		// Classes often translate a resource to the same bytes (a
+		// sidecar's listeners in two namespaces): keep one copy.
+		for _, o := range m.byHash[h] {
+			if o.delta.Name == name && o.any.TypeUrl == typeURL && bytes.Equal(o.any.Value, raw) {
+				if m.raw != nil {
+					m.raw[msg] = o
+				}
+				return o, nil
+			}
+		}
+	}
+	a := &anypb.Any{TypeUrl: typeURL, Value: raw}
+	w = &wire{hash: h, any: a, delta: &discovery.Resource{Name: name, Version: strconv.FormatUint(h, 16), Resource: a}}
 	if m.rawGen == gen && m.raw != nil {
 		m.raw[msg] = w
+		m.byHash[h] = append(m.byHash[h], w)
 	}
-	m.rawMu.Unlock()
 	return w, nil
 }
 

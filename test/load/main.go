@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -44,6 +45,7 @@ type config struct {
 	memprofile                 string
 	pushBudget                 int64
 	pushThrottle               int
+	memLimit                   int64
 	xds                        string
 }
 
@@ -58,12 +60,16 @@ func main() {
 	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the server process's edit phase to this file")
 	flag.Int64Var(&c.pushBudget, "push-budget", 0, "the server's --push-budget in bytes (0: its default)")
 	flag.IntVar(&c.pushThrottle, "push-throttle", 0, "the server's --push-throttle (0: its default)")
+	flag.Int64Var(&c.memLimit, "memlimit", 0, "the server process's Go soft memory limit in bytes, as GOMEMLIMIT would set for chokepoint serve (0: none)")
 	flag.StringVar(&c.memprofile, "memprofile", "", "write a heap profile of the server process after the edit to this file")
 	flag.StringVar(&c.xds, "xds", "", "the control plane's xDS address (-role clients)")
 	flag.Parse()
 	var err error
 	switch c.role {
 	case "server":
+		if c.memLimit > 0 {
+			debug.SetMemoryLimit(c.memLimit)
+		}
 		err = runServer(c)
 	case "clients":
 		err = runClients(c)
