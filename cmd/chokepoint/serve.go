@@ -125,6 +125,7 @@ func serve(parent context.Context, o *serveOptions) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	setMemoryLimit(log)
 	if parent == nil {
 		parent = context.Background()
 	}
