@@ -48,6 +48,7 @@ func NewXDS(ctx context.Context, cache cachev3.Cache, callbacks serverv3.Callbac
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(4 << 20),
+		grpc.ForceServerCodecV2(newXDSCodec()),
 	}
 	if opts.MaxConcurrentStreams > 0 {
 		gopts = append(gopts, grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams))

@@ -151,9 +151,9 @@ func (s *deltaSub) materialise() {
 }
 
 // respond works out what to send for t: the resources the proxy does not
-// hold at t's version and the names it holds that t no longer has. It
-// leaves the subscription holding t.
-func (s *deltaSub) respond(t *typeResponse) (changed []*discovery.Resource, removed []string) {
+// hold at t's version and the names it holds that t no longer has, or all
+// of t. It leaves the subscription holding t.
+func (s *deltaSub) respond(t *typeResponse) (changed []*discovery.Resource, removed []string, all bool) {
 	switch {
 	case s.base == t:
 	case s.base != nil:
@@ -172,6 +172,12 @@ func (s *deltaSub) respond(t *typeResponse) (changed []*discovery.Resource, remo
 				}
 			}
 		}
+	case len(s.known) == 0 && s.wildcard:
+		// Everything, as every new wildcard stream of the class gets it:
+		// the caller sends t's shared encoding (see encoded.go).
+		s.added = nil
+		s.base, s.known = t, nil
+		return nil, nil, true
 	default:
 		known := s.known
 		for _, n := range t.sorted {
@@ -208,7 +214,7 @@ func (s *deltaSub) respond(t *typeResponse) (changed []*discovery.Resource, remo
 	}
 	s.added = nil
 	s.base, s.known = t, nil
-	return changed, removed
+	return changed, removed, false
 }
 
 // DeltaStreamHandler serves one Delta stream; typeURL is resource.AnyType
@@ -272,8 +278,10 @@ func (d *DeltaServer) DeltaStreamHandler(str xdsstream.DeltaStream, typeURL stri
 		if s.base == t && len(s.added) == 0 && !s.first {
 			return nil
 		}
-		changed, removed := s.respond(t)
-		if len(changed) == 0 && len(removed) == 0 && !s.first {
+		changed, removed, all := s.respond(t)
+		if all {
+			all = len(t.sorted) > 0
+		} else if len(changed) == 0 && len(removed) == 0 && !s.first {
 			return nil
 		}
 		s.first = false
@@ -284,6 +292,9 @@ func (d *DeltaServer) DeltaStreamHandler(str xdsstream.DeltaStream, typeURL stri
 			RemovedResources:  removed,
 			TypeUrl:           typ,
 			Nonce:             strconv.FormatInt(nonce, 10),
+		}
+		if all {
+			withEncoded(resp, t.deltaEncoded())
 		}
 		d.cb.OnStreamDeltaResponse(id, reqOf[typ], resp)
 		return str.Send(resp)

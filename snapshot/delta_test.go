@@ -21,7 +21,12 @@ func tr(versions map[string]string) *typeResponse {
 }
 
 func namesOf(t *typeResponse, s *deltaSub) ([]string, []string) {
-	changed, removed := s.respond(t)
+	changed, removed, all := s.respond(t)
+	if all {
+		for _, n := range t.sorted {
+			changed = append(changed, t.wires[n].delta)
+		}
+	}
 	var out []string
 	for _, r := range changed {
 		out = append(out, r.Name+"@"+r.Version)
@@ -47,7 +52,7 @@ func TestDeltaSubWildcard(t *testing.T) {
 
 	// A second stream moving v1 → v2 shares the computed difference.
 	s2 := &deltaSub{wildcard: true, names: map[string]struct{}{}, base: v1}
-	c1, _ := s2.respond(v2)
+	c1, _, _ := s2.respond(v2)
 	require.Same(t, v2.diffFrom(v1), v2.diff)
 	require.Equal(t, &v2.diff.changed[0], &c1[0], "the changed list is shared, not copied")
 }

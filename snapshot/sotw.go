@@ -8,6 +8,7 @@ import (
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -26,6 +27,11 @@ type typeResponse struct {
 	// built on first use; shared and never modified.
 	namesOnce sync.Once
 	names     map[string]string
+
+	// The resources as a response's resources field, encoded once for
+	// every stream of the class (see withEncoded).
+	sotwOnce, deltaOnce sync.Once
+	sotwEnc, deltaEnc   []byte
 
 	// diffOld → diff is the last Delta difference computed (see diffFrom).
 	diffMu  sync.Mutex
@@ -55,6 +61,23 @@ func (t *typeResponse) returned() map[string]string {
 		}
 	})
 	return t.names
+}
+
+// sotwEncoded is every resource as DiscoveryResponse.resources entries.
+func (t *typeResponse) sotwEncoded() []byte {
+	t.sotwOnce.Do(func() {
+		t.sotwEnc = encodeResources(len(t.sorted), func(i int) proto.Message { return t.all[i] })
+	})
+	return t.sotwEnc
+}
+
+// deltaEncoded is every resource as DeltaDiscoveryResponse.resources
+// entries.
+func (t *typeResponse) deltaEncoded() []byte {
+	t.deltaOnce.Do(func() {
+		t.deltaEnc = encodeResources(len(t.sorted), func(i int) proto.Message { return t.wires[t.sorted[i]].delta })
+	})
+	return t.deltaEnc
 }
 
 // versionOf is a resource's own version (its content hash), "" when t does
@@ -162,12 +185,13 @@ func (c *sotwCache) tryRespond(cl *sotwClass, w *sotwWatch) bool {
 		return false
 	}
 	var resources []*anypb.Any
+	var encoded []byte
 	returned := t.returned()
 	if w.sub.IsWildcard() {
 		if w.req.GetVersionInfo() == t.version && !newNames(returned, w.sub.ReturnedResources()) {
 			return false
 		}
-		resources = t.all
+		resources, encoded = t.all, t.sotwEncoded()
 	} else {
 		subscribed := w.sub.SubscribedResources()
 		fresh := w.req.GetVersionInfo() != t.version
@@ -192,7 +216,7 @@ func (c *sotwCache) tryRespond(cl *sotwClass, w *sotwWatch) bool {
 		}
 	}
 	select {
-	case w.out <- &sotwResponse{req: w.req, version: t.version, resources: resources, returned: returned}:
+	case w.out <- &sotwResponse{req: w.req, version: t.version, resources: resources, encoded: encoded, returned: returned}:
 		return true
 	default:
 		// The stream's channel is full: it is behind; it re-requests after
@@ -252,10 +276,18 @@ type sotwResponse struct {
 	req       *discovery.DiscoveryRequest
 	version   string
 	resources []*anypb.Any
-	returned  map[string]string
+	// encoded, when set, is resources already in wire form: see
+	// withEncoded.
+	encoded  []byte
+	returned map[string]string
 }
 
 func (r *sotwResponse) GetDiscoveryResponse() (*discovery.DiscoveryResponse, error) {
+	if r.encoded != nil {
+		resp := &discovery.DiscoveryResponse{VersionInfo: r.version, TypeUrl: r.req.GetTypeUrl()}
+		withEncoded(resp, r.encoded)
+		return resp, nil
+	}
 	return &discovery.DiscoveryResponse{VersionInfo: r.version, Resources: r.resources, TypeUrl: r.req.GetTypeUrl()}, nil
 }
 func (r *sotwResponse) GetRequest() *discovery.DiscoveryRequest { return r.req }

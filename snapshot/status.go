@@ -324,11 +324,7 @@ func (s *Status) OnStreamRequest(id int64, r *discovery.DiscoveryRequest) error 
 	return err
 }
 func (s *Status) OnStreamResponse(_ context.Context, id int64, _ *discovery.DiscoveryRequest, r *discovery.DiscoveryResponse) {
-	var size int64
-	for _, a := range r.GetResources() {
-		size += int64(len(a.GetValue()))
-	}
-	s.response(id, r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce(), size)
+	s.response(id, r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce(), EncodedSize(r))
 }
 func (s *Status) OnDeltaStreamOpen(_ context.Context, id int64, _ string) error {
 	s.open(id, true)
@@ -340,11 +336,7 @@ func (s *Status) OnStreamDeltaRequest(id int64, r *discovery.DeltaDiscoveryReque
 	return err
 }
 func (s *Status) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, r *discovery.DeltaDiscoveryResponse) {
-	var size int64
-	for _, res := range r.GetResources() {
-		size += int64(len(res.GetResource().GetValue()))
-	}
-	s.response(id, r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce(), size)
+	s.response(id, r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce(), EncodedSize(r))
 }
 func (s *Status) OnFetchRequest(context.Context, *discovery.DiscoveryRequest) error         { return nil }
 func (s *Status) OnFetchResponse(*discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {}
