@@ -167,12 +167,13 @@ func (t *translation) addHTTPChain(e *outboundListener, svc *service) {
 		rds = svc.hostname + ":" + rds
 	}
 	e.http, e.rds = true, rds
+	// Matched on the ALPNs the http_inspector sets for plain HTTP, also on
+	// a service's own address: a sniffed port there has a TCP chain too.
 	c := &chain{
-		filters: []*listener.Filter{hcmFilter("outbound_"+listenerName(e.bind, e.port), rds, t.log(), false)},
-		origin:  svc.kind,
-	}
-	if e.bind == unspecifiedIP {
-		c.alpn, c.transport = plaintextHTTPALPNs, rawBufferTransport
+		filters:   []*listener.Filter{hcmFilter("outbound_"+listenerName(e.bind, e.port), rds, t.log(), false)},
+		origin:    svc.kind,
+		alpn:      plaintextHTTPALPNs,
+		transport: rawBufferTransport,
 	}
 	e.set.add(c)
 	t.httpRoutes = append(t.httpRoutes, rds)
