@@ -48,8 +48,6 @@ type kubeResource struct {
 	src       *KubeSource
 
 	mu sync.Mutex
-	// answered is set once a list or watch call succeeded.
-	answered bool
 	// failure since the last successful call, nil when healthy.
 	failErr   error
 	reason    string
@@ -195,7 +193,6 @@ func (r *kubeResource) observe(ctx context.Context, verb string, err error) {
 func (r *kubeResource) succeeded() {
 	r.src.serverAnswered()
 	r.mu.Lock()
-	r.answered = true
 	failed, logged := r.failErr != nil, r.loggedReason
 	r.failErr, r.reason, r.loggedReason = nil, "", ""
 	r.verbs = map[string]bool{}
@@ -228,7 +225,11 @@ func (r *kubeResource) listAndWatchFailed(ctx context.Context, err error) {
 	reason = r.reason
 	synced := r.informer.HasSynced()
 	changed := false
-	if !synced && !r.answered && !r.unavailable && (reason == reasonForbidden || reason == reasonNotServed) {
+	// Never synced means an empty cache (a watch-list keeps its initial
+	// events apart until they are complete), whatever calls succeeded
+	// before: a watch-list request the server accepted may still end
+	// before its initial events, as when a CRD is being deleted.
+	if !synced && !r.unavailable && (reason == reasonForbidden || reason == reasonNotServed) {
 		r.unavailable, changed = true, true
 	}
 	if !synced && !r.unavailable && reason == reasonError && r.timeout == nil {

@@ -205,10 +205,11 @@ data:
 		})
 		require.NoError(t, err)
 		env.Delete(t, string(reinstall))
+		// The CRD is gone a moment before its resource stops being served.
 		eventually(t, syncTimeout, func() bool {
-			_, err := crds.Get(ctx, crd.GetName(), metav1.GetOptions{})
+			_, err := admin.Resource(sidecarsGVR).List(ctx, metav1.ListOptions{})
 			return apierrors.IsNotFound(err)
-		}, "the CRD to be deleted")
+		}, "sidecars to be no longer served")
 
 		c := startCP(t, app.Options{Kubeconfig: env.Kubeconfig})
 		sidecar := c.connect(t, sidecarID, sidecarLabels)
