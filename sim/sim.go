@@ -408,7 +408,7 @@ func runHTTP(res *translate.Resources, m *hcm.HttpConnectionManager, fc *listene
 		case *route.Route_DirectResponse:
 			out.Outcome, out.Status = DirectResponse, a.DirectResponse.Status
 		case *route.Route_Redirect:
-			out.Outcome, out.Status = Redirect, redirectStatus(a.Redirect)
+			out.Outcome, out.Status = Redirect, RedirectStatus(a.Redirect)
 			out.RedirectTo = a.Redirect.GetHostRedirect() + a.Redirect.GetPathRedirect()
 		default:
 			out.Outcome = NoRoute
@@ -418,7 +418,8 @@ func runHTTP(res *translate.Resources, m *hcm.HttpConnectionManager, fc *listene
 	out.Outcome = NoRoute
 }
 
-func redirectStatus(r *route.RedirectAction) uint32 {
+// RedirectStatus is the HTTP status Envoy answers a redirect with.
+func RedirectStatus(r *route.RedirectAction) uint32 {
 	switch r.ResponseCode {
 	case route.RedirectAction_FOUND:
 		return 302

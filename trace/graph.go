@@ -287,24 +287,10 @@ func (b *graphBuilder) routes(key, cid string, m *hcm.HttpConnectionManager, p t
 			case *route.Route_DirectResponse:
 				b.response(key, vid, a.DirectResponse.Status, match)
 			case *route.Route_Redirect:
-				b.response(key, vid, redirectCode(a.Redirect), match)
+				b.response(key, vid, sim.RedirectStatus(a.Redirect), match)
 			}
 		}
 	}
-}
-
-func redirectCode(r *route.RedirectAction) uint32 {
-	switch r.ResponseCode {
-	case route.RedirectAction_FOUND:
-		return 302
-	case route.RedirectAction_SEE_OTHER:
-		return 303
-	case route.RedirectAction_TEMPORARY_REDIRECT:
-		return 307
-	case route.RedirectAction_PERMANENT_REDIRECT:
-		return 308
-	}
-	return 301
 }
 
 func (b *graphBuilder) response(key, from string, status uint32, label string) {
