@@ -206,16 +206,8 @@ func (s *FileSource) Run(ctx context.Context, apply func(*inputs.Inputs)) error 
 	}
 	defer w.Close()
 	s.addWatches(w)
-	holdoff, maxHoldoff := s.Holdoff, s.MaxHoldoff
-	if holdoff <= 0 {
-		holdoff = 100 * time.Millisecond
-	}
-	if maxHoldoff <= 0 {
-		maxHoldoff = 500 * time.Millisecond
-	}
-	var timer *time.Timer
-	var timerC <-chan time.Time
-	var first time.Time
+	db := newDebounce(s.Holdoff, s.MaxHoldoff)
+	defer db.stop()
 	pending := 0
 	for {
 		select {
@@ -234,25 +226,14 @@ func (s *FileSource) Run(ctx context.Context, apply func(*inputs.Inputs)) error 
 				continue
 			}
 			pending++
-			now := time.Now()
-			if timer == nil {
-				first = now
-				timer = time.NewTimer(holdoff)
-				timerC = timer.C
-				continue
-			}
-			wait := holdoff
-			if rest := maxHoldoff - now.Sub(first); rest < wait {
-				wait = max(rest, 0)
-			}
-			timer.Reset(wait)
+			db.change()
 		case err, ok := <-w.Errors:
 			if !ok {
 				return nil
 			}
 			s.Log.Warn("file watch error", zap.Error(err))
-		case <-timerC:
-			timer, timerC = nil, nil
+		case <-db.C():
+			db.fired()
 			start := time.Now()
 			in, err := s.Load()
 			if err != nil {

@@ -186,23 +186,10 @@ func (s *KubeSource) Run(ctx context.Context, apply func(*inputs.Inputs)) error 
 			}
 		}()
 	}
-	holdoff, maxHoldoff := s.opts.Holdoff, s.opts.MaxHoldoff
-	if holdoff <= 0 {
-		holdoff = 100 * time.Millisecond
-	}
-	if maxHoldoff <= 0 {
-		maxHoldoff = 500 * time.Millisecond
-	}
 	start := time.Now()
 	started := false
-	var timer *time.Timer
-	var timerC <-chan time.Time
-	var first time.Time
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
+	db := newDebounce(s.opts.Holdoff, s.opts.MaxHoldoff)
+	defer db.stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -236,20 +223,9 @@ func (s *KubeSource) Run(ctx context.Context, apply func(*inputs.Inputs)) error 
 			if !started {
 				continue // the first build reads everything
 			}
-			now := time.Now()
-			if timer == nil {
-				first = now
-				timer = time.NewTimer(holdoff)
-				timerC = timer.C
-				continue
-			}
-			wait := holdoff
-			if rest := maxHoldoff - now.Sub(first); rest < wait {
-				wait = max(rest, 0)
-			}
-			timer.Reset(wait)
-		case <-timerC:
-			timer, timerC = nil, nil
+			db.change()
+		case <-db.C():
+			db.fired()
 			events := s.pending.Swap(0)
 			t := time.Now()
 			in := s.build()
