@@ -224,11 +224,8 @@ func startCP(t *testing.T, o app.Options) *cp {
 	}()
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, e := range logs.FilterLevelExact(zapcore.InfoLevel).All() {
-				t.Logf("log: %s %s %v", e.Level, e.Message, e.ContextMap())
-			}
-			for _, e := range logs.Filter(func(e observer.LoggedEntry) bool { return e.Level >= zapcore.WarnLevel }).All() {
-				t.Logf("log: %s %s %v", e.Level, e.Message, e.ContextMap())
+			for _, e := range logs.Filter(func(e observer.LoggedEntry) bool { return e.Level >= zapcore.InfoLevel }).All() {
+				t.Logf("log: %s %s %s %v", e.Time.Format("15:04:05.000"), e.Level, e.Message, e.ContextMap())
 			}
 		}
 		c.stop(t)
