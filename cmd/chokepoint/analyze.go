@@ -55,8 +55,7 @@ Exit status: 0 no Error (Warnings and Infos allowed), 1 at least one Error,
 			return nil
 		},
 	}
-	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "file or directory of Istio YAML (repeatable; - for standard input)")
-	cmd.Flags().StringVar(&mesh, "mesh", "", "mesh config YAML (like istioctl --meshConfigFile); overrides the istio ConfigMap")
+	inputFlags(cmd, &files, &mesh)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }

@@ -105,8 +105,7 @@ was traced (whatever its outcome, a blackhole included), 1 invalid input,
 			return nil
 		},
 	}
-	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "file or directory of Istio YAML (repeatable; - for standard input)")
-	cmd.Flags().StringVar(&mesh, "mesh", "", "mesh config YAML (like istioctl --meshConfigFile); overrides the istio ConfigMap")
+	inputFlags(cmd, &files, &mesh)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json, mermaid or html")
 	pf.register(cmd)
 	cf.register(cmd)

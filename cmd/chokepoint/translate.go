@@ -117,9 +117,15 @@ translated. Exit status: 0 ok, 1 invalid input, 2 usage.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "file or directory of Istio YAML (repeatable; - for standard input)")
-	cmd.Flags().StringVar(&mesh, "mesh", "", "mesh config YAML (like istioctl --meshConfigFile); overrides the istio ConfigMap")
+	inputFlags(cmd, &files, &mesh)
 	cmd.Flags().StringVarP(&output, "output", "o", "json", "output format: json or yaml")
 	pf.register(cmd)
 	return cmd
+}
+
+// inputFlags registers -f and --mesh, which every command reading inputs
+// from files takes.
+func inputFlags(cmd *cobra.Command, files *[]string, mesh *string) {
+	cmd.Flags().StringArrayVarP(files, "filename", "f", nil, "file or directory of Istio YAML (repeatable; - for standard input)")
+	cmd.Flags().StringVar(mesh, "mesh", "", "mesh config YAML (like istioctl --meshConfigFile); overrides the istio ConfigMap")
 }
