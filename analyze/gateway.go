@@ -116,7 +116,7 @@ func (a *analyzer) conflictingGateways() {
 	reported := map[string]bool{}
 	for _, wl := range wls {
 		gws := append([]*inputs.Gateway(nil), wl.gws...)
-		sort.SliceStable(gws, func(i, j int) bool { return older(gws[i], gws[j]) })
+		sort.SliceStable(gws, func(i, j int) bool { return inputs.Older(gws[i], gws[j]) })
 		claims := map[string]claim{} // port|host -> first claim
 		for _, gw := range gws {
 			for i, s := range gw.Spec.Servers {
@@ -164,17 +164,6 @@ func (a *analyzer) conflictingGateways() {
 // whose protocol is not plain HTTP.
 func isTLSServer(s *networking.Server) bool {
 	return s.Tls != nil && !isHTTPProtocol(strings.ToUpper(s.GetPort().GetProtocol()))
-}
-
-func older(a, b inputs.Object) bool {
-	ta, tb := a.GetCreationTimestamp().Time, b.GetCreationTimestamp().Time
-	if !ta.Equal(tb) {
-		return ta.Before(tb)
-	}
-	if a.GetNamespace() != b.GetNamespace() {
-		return a.GetNamespace() < b.GetNamespace()
-	}
-	return a.GetName() < b.GetName()
 }
 
 func splitHost(h string) (string, string) {

@@ -94,7 +94,7 @@ type analyzer struct {
 	drWild   []*inputs.DestinationRule
 	// serverHostSets caches a Gateway server's hosts as seen from one
 	// namespace.
-	serverHostSets map[serverKey]*hostSet
+	serverHostSets map[serverKey]translate.HostSet
 	port80         *bool                      // see httpPort80
 	gws            map[string]*inputs.Gateway // ns/name
 	// gwServices are the Services in front of Istio gateway workloads.
@@ -106,7 +106,7 @@ type analyzer struct {
 func newAnalyzer(in *inputs.Inputs, idx *translate.Index) *analyzer {
 	a := &analyzer{in: in, mesh: idx.Mesh(), rejected: map[string]bool{}, sources: map[string]inputs.Source{},
 		byHost: map[string][]*service{}, gws: map[string]*inputs.Gateway{},
-		drByHost: map[string][]*inputs.DestinationRule{}, serverHostSets: map[serverKey]*hostSet{}}
+		drByHost: map[string][]*inputs.DestinationRule{}, serverHostSets: map[serverKey]translate.HostSet{}}
 	for _, p := range idx.Problems() {
 		if p.Severity == inputs.SeverityError && p.Object != "" {
 			a.rejected[p.Object] = true
@@ -315,70 +315,12 @@ type serverKey struct {
 	ns     string
 }
 
-// hostSet is a list of host names indexed for matching.
-type hostSet struct {
-	exact map[string]bool
-	wild  []string
-	list  []string
-}
-
-func newHostSet(hosts []string) *hostSet {
-	hs := &hostSet{exact: map[string]bool{}, list: hosts}
-	for _, h := range hosts {
-		if strings.HasPrefix(h, "*") {
-			hs.wild = append(hs.wild, h)
-		} else {
-			hs.exact[h] = true
-		}
-	}
-	return hs
-}
-
-// matchesAny reports whether some host of the set can name the same host
-// as one of hosts.
-func (hs *hostSet) matchesAny(hosts []string) bool {
-	for _, h := range hosts {
-		if strings.HasPrefix(h, "*") {
-			for _, x := range hs.list {
-				if translate.HostMatches(x, h) {
-					return true
-				}
-			}
-			continue
-		}
-		if hs.exact[h] {
-			return true
-		}
-		for _, w := range hs.wild {
-			if translate.HostMatches(w, h) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// admits reports whether every name h matches is within the set.
-func (hs *hostSet) admits(h string) bool {
-	if hs.exact[h] {
-		return true
-	}
-	for _, w := range hs.wild {
-		if translate.HostSubsetOf(h, w) {
-			return true
-		}
-	}
-	return false
-}
-
-// serverHostSet is a Gateway server's hosts that apply to VirtualServices
-// in namespace ns, cached.
-func (a *analyzer) serverHostSet(gw *inputs.Gateway, s *networking.Server, ns string) *hostSet {
+func (a *analyzer) serverHostSet(gw *inputs.Gateway, s *networking.Server, ns string) translate.HostSet {
 	k := serverKey{s, ns}
 	if hs, ok := a.serverHostSets[k]; ok {
 		return hs
 	}
-	hs := newHostSet(serverHosts(s.Hosts, gw.Namespace, ns))
+	hs := translate.NewHostSet(serverHosts(s.Hosts, gw.Namespace, ns))
 	a.serverHostSets[k] = hs
 	return hs
 }

@@ -198,7 +198,7 @@ func (a *analyzer) vsGateways(v *vsInfo) {
 		}
 		admitted := false
 		for _, s := range gw.Spec.Servers {
-			if a.serverHostSet(gw, s, v.obj.Namespace).matchesAny(v.hosts) {
+			if a.serverHostSet(gw, s, v.obj.Namespace).MatchesAny(v.hosts) {
 				admitted = true
 				break
 			}
@@ -206,7 +206,7 @@ func (a *analyzer) vsGateways(v *vsInfo) {
 		if !admitted {
 			var all []string
 			for _, s := range gw.Spec.Servers {
-				all = append(all, a.serverHostSet(gw, s, v.obj.Namespace).list...)
+				all = append(all, a.serverHostSet(gw, s, v.obj.Namespace).Hosts()...)
 			}
 			a.report(VirtualServiceHostNotFoundInGateway, Warning, v.obj, field,
 				"The gateway ignores this VirtualService: it builds no filter chain or virtual host from it, so TLS connections for these hosts are closed and HTTP requests get 404.",
@@ -454,7 +454,7 @@ func (a *analyzer) vsSNIHosts(v *vsInfo) {
 					}
 					// The SNI is fine if any PASSTHROUGH server on the port
 					// that takes this VirtualService admits it.
-					var bound []*hostSet
+					var bound []translate.HostSet
 					var ports []string
 					admitted := false
 					for _, s := range gw.Spec.Servers {
@@ -462,19 +462,19 @@ func (a *analyzer) vsSNIHosts(v *vsInfo) {
 							continue
 						}
 						hs := a.serverHostSet(gw, s, v.obj.Namespace)
-						if !hs.matchesAny(v.hosts) {
+						if !hs.MatchesAny(v.hosts) {
 							continue
 						}
 						bound = append(bound, hs)
 						ports = append(ports, fmt.Sprint(s.GetPort().GetNumber()))
-						if hs.admits(strings.ToLower(sni)) {
+						if hs.Admits(strings.ToLower(sni)) {
 							admitted = true
 						}
 					}
 					if len(bound) > 0 && !admitted {
 						var hosts []string
 						for _, hs := range bound {
-							hosts = append(hosts, hs.list...)
+							hosts = append(hosts, hs.Hosts()...)
 						}
 						a.report(SNIHostNotInGatewayServer, Warning, v.obj, field,
 							fmt.Sprintf("istiod does not filter passthrough SNI by the server's hosts: the gateway still opens a filter chain for %s and forwards it, so the Gateway's host list is not the allow-list it looks like.", sni),
@@ -539,7 +539,7 @@ func (a *analyzer) httpRuleOnSidecar(v *vsInfo, r *ruleInfo) {
 func (a *analyzer) httpRuleOnGateway(v *vsInfo, r *ruleInfo, key string, gw *inputs.Gateway) {
 	var passthrough []int
 	for si, s := range gw.Spec.Servers {
-		if !a.serverHostSet(gw, s, v.obj.Namespace).matchesAny(v.hosts) || !r.onPort(s.GetPort().GetNumber()) {
+		if !a.serverHostSet(gw, s, v.obj.Namespace).MatchesAny(v.hosts) || !r.onPort(s.GetPort().GetNumber()) {
 			continue
 		}
 		if !isPassthrough(s) {

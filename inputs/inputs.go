@@ -235,3 +235,16 @@ func (in *Inputs) Objects() []Object {
 	}
 	return out
 }
+
+// Older orders objects as istiod resolves conflicts between them: the
+// oldest (creation time) first, then by namespace and name.
+func Older(a, b Object) bool {
+	ta, tb := a.GetCreationTimestamp().Time, b.GetCreationTimestamp().Time
+	if !ta.Equal(tb) {
+		return ta.Before(tb)
+	}
+	if a.GetNamespace() != b.GetNamespace() {
+		return a.GetNamespace() < b.GetNamespace()
+	}
+	return a.GetName() < b.GetName()
+}

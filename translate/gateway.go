@@ -44,7 +44,7 @@ func (x *Index) gatewaysFor(p *Proxy) []*gwEntry {
 			out = append(out, gw)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return objOlder(out[i].obj, out[j].obj) })
+	sort.SliceStable(out, func(i, j int) bool { return inputs.Older(out[i].obj, out[j].obj) })
 	return out
 }
 

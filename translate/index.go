@@ -318,26 +318,15 @@ func NewIndex(in *inputs.Inputs) *Index {
 	}
 	// Oldest first, as istiod orders configs: every per-proxy list filtered
 	// from this one keeps the order without sorting again.
-	sort.SliceStable(x.virtualServices, func(i, j int) bool { return objOlder(x.virtualServices[i].obj, x.virtualServices[j].obj) })
+	sort.SliceStable(x.virtualServices, func(i, j int) bool { return inputs.Older(x.virtualServices[i].obj, x.virtualServices[j].obj) })
 	for _, dr := range in.DestinationRules {
 		x.addDestinationRule(dr)
 	}
 	x.sidecars = append(x.sidecars, in.Sidecars...)
-	sort.SliceStable(x.sidecars, func(i, j int) bool { return objOlder(x.sidecars[i], x.sidecars[j]) })
+	sort.SliceStable(x.sidecars, func(i, j int) bool { return inputs.Older(x.sidecars[i], x.sidecars[j]) })
 	x.checkReferences()
 	x.precomputeClusters()
 	return x
-}
-
-func objOlder(a, b inputs.Object) bool {
-	ta, tb := a.GetCreationTimestamp().Time, b.GetCreationTimestamp().Time
-	if !ta.Equal(tb) {
-		return ta.Before(tb)
-	}
-	if a.GetNamespace() != b.GetNamespace() {
-		return a.GetNamespace() < b.GetNamespace()
-	}
-	return a.GetName() < b.GetName()
 }
 
 // olderThan orders services as istiod's SortServicesByCreationTime does:

@@ -260,7 +260,7 @@ func (sc *scope) destinationRule(hostname string) *drEntry {
 			best = dr
 		case rd == rb && moreSpecific(dr.host, best.host):
 			best = dr
-		case rd == rb && dr.host == best.host && objOlder(dr.obj, best.obj):
+		case rd == rb && dr.host == best.host && inputs.Older(dr.obj, best.obj):
 			best = dr
 		}
 	}
