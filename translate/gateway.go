@@ -245,9 +245,12 @@ func (t *translation) vsForGateway(key string) []*vsEntry {
 func serverHostsFor(hosts []string, gwNamespace, ns string) []string {
 	var out []string
 	for _, h := range hosts {
-		hns, name := splitNamespacedHost(h, "*")
-		if hns == "." {
-			hns = gwNamespace
+		hns, name := "*", h
+		if ns, n, ok := strings.Cut(h, "/"); ok {
+			hns, name = ns, n
+			if hns == "." { // the Gateway's own namespace
+				hns = gwNamespace
+			}
 		}
 		if hns != "*" && hns != ns {
 			continue

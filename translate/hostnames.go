@@ -41,3 +41,10 @@ func (s HostSet) Admits(host string) bool {
 
 // Hosts are the set's hosts, as given.
 func (s HostSet) Hosts() []string { return s.hs.list }
+
+// ServerHosts are a Gateway server's hosts that apply to a VirtualService in
+// namespace ns ("ns/host" entries apply to that namespace only, "./host" to
+// the Gateway's), lower-cased.
+func ServerHosts(hosts []string, gwNamespace, ns string) []string {
+	return serverHostsFor(hosts, gwNamespace, ns)
+}
