@@ -17,7 +17,7 @@ func (a *analyzer) gateways() {
 		if a.rejected[gw.KindName()] || len(gw.Spec.Selector) == 0 {
 			continue
 		}
-		sel := selectorString(gw.Spec.Selector)
+		sel := translate.FormatLabels(gw.Spec.Selector)
 		if len(a.gwServices) == 0 {
 			a.report(GatewayServiceNotInInputs, Info, gw, "spec.selector",
 				"Nothing is wrong yet, but a selector or port mistake here would make traffic silently not flow and go unnoticed by analyze.",
@@ -28,7 +28,7 @@ func (a *analyzer) gateways() {
 		if len(svcs) == 0 {
 			var known []string
 			for _, s := range a.gwServices {
-				known = append(known, fmt.Sprintf("%s selects %s", s.obj.KindName(), selectorString(s.kube.Spec.Selector)))
+				known = append(known, fmt.Sprintf("%s selects %s", s.obj.KindName(), translate.FormatLabels(s.kube.Spec.Selector)))
 			}
 			a.report(ReferencedResourceNotFound, Error, gw, "spec.selector",
 				"No error anywhere, traffic just does not flow: no gateway proxy picks up this Gateway, so it gets no listener for these servers and the VirtualServices bound to it route nothing.",
@@ -96,7 +96,7 @@ func (a *analyzer) conflictingGateways() {
 		if len(svcs) == 0 {
 			// Without the gateway's Service, Gateways with the same selector
 			// are taken to select the same workload.
-			k := "selector " + selectorString(gw.Spec.Selector)
+			k := "selector " + translate.FormatLabels(gw.Spec.Selector)
 			if seen[k] == nil {
 				seen[k] = &workload{name: k}
 				wls = append(wls, seen[k])
@@ -105,7 +105,7 @@ func (a *analyzer) conflictingGateways() {
 			continue
 		}
 		for _, s := range svcs {
-			k := s.namespace + "|" + selectorString(s.kube.Spec.Selector)
+			k := s.namespace + "|" + translate.FormatLabels(s.kube.Spec.Selector)
 			if seen[k] == nil {
 				seen[k] = &workload{name: "the workload of " + s.obj.KindName(), svcs: a.gatewayWorkloadsAll(s)}
 				wls = append(wls, seen[k])

@@ -197,7 +197,7 @@ func newAnalyzer(in *inputs.Inputs, idx *translate.Index) *analyzer {
 // "istio" label, the 15021 status port).
 func (a *analyzer) isGatewayService(s *service) bool {
 	for _, gw := range a.in.Gateways {
-		if len(gw.Spec.Selector) > 0 && labelsMatch(gw.Spec.Selector, s.workload) {
+		if len(gw.Spec.Selector) > 0 && translate.LabelsMatch(gw.Spec.Selector, s.workload) {
 			return true
 		}
 	}
@@ -253,27 +253,6 @@ func sniffed(p string) bool {
 	return true
 }
 
-func labelsMatch(selector, labels map[string]string) bool {
-	for k, v := range selector {
-		if lv, ok := labels[k]; !ok || lv != v {
-			return false
-		}
-	}
-	return true
-}
-
-func selectorString(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for i, k := range keys {
-		keys[i] = k + "=" + m[k]
-	}
-	return strings.Join(keys, ",")
-}
-
 // registered reports whether a host has a registry entry of its own (route
 // destinations name clusters by exact host).
 func (a *analyzer) registered(host string) bool { return len(a.byHost[host]) > 0 }
@@ -320,7 +299,7 @@ func (a *analyzer) serverHostSet(gw *inputs.Gateway, s *networking.Server, ns st
 	if hs, ok := a.serverHostSets[k]; ok {
 		return hs
 	}
-	hs := translate.NewHostSet(serverHosts(s.Hosts, gw.Namespace, ns))
+	hs := translate.NewHostSet(translate.ServerHosts(s.Hosts, gw.Namespace, ns))
 	a.serverHostSets[k] = hs
 	return hs
 }
@@ -330,7 +309,7 @@ func (a *analyzer) serverHostSet(gw *inputs.Gateway, s *networking.Server, ns st
 func (a *analyzer) gatewayWorkloads(gw *inputs.Gateway) []*service {
 	var out []*service
 	for _, s := range a.gwServices {
-		if labelsMatch(gw.Spec.Selector, s.workload) {
+		if translate.LabelsMatch(gw.Spec.Selector, s.workload) {
 			out = append(out, s)
 		}
 	}
@@ -341,7 +320,7 @@ func (a *analyzer) gatewayWorkloads(gw *inputs.Gateway) []*service {
 func (a *analyzer) gatewaysOn(s *service) []*inputs.Gateway {
 	var out []*inputs.Gateway
 	for _, gw := range a.in.Gateways {
-		if !a.rejected[gw.KindName()] && len(gw.Spec.Selector) > 0 && labelsMatch(gw.Spec.Selector, s.workload) {
+		if !a.rejected[gw.KindName()] && len(gw.Spec.Selector) > 0 && translate.LabelsMatch(gw.Spec.Selector, s.workload) {
 			out = append(out, gw)
 		}
 	}
@@ -421,26 +400,6 @@ func gatewayKey(ref, vsNamespace string) string {
 		ns, name = parts[1], parts[0]
 	}
 	return ns + "/" + name
-}
-
-// serverHosts are a Gateway server's hosts that apply to a VirtualService
-// in namespace ns ("ns/host" entries apply to that namespace only).
-func serverHosts(hosts []string, gwNamespace, ns string) []string {
-	var out []string
-	for _, h := range hosts {
-		hns, name := "*", h
-		if i := strings.IndexByte(h, '/'); i >= 0 {
-			hns, name = h[:i], h[i+1:]
-		}
-		if hns == "." {
-			hns = gwNamespace
-		}
-		if hns != "*" && hns != ns {
-			continue
-		}
-		out = append(out, strings.ToLower(name))
-	}
-	return out
 }
 
 func isPassthrough(s *networking.Server) bool {

@@ -614,7 +614,7 @@ func (a *analyzer) vsGatewayHop(v *vsInfo) {
 func (a *analyzer) gatewayWorkloadsAll(s *service) []*service {
 	var out []*service
 	for _, o := range a.gwServices {
-		if o.namespace == s.namespace && selectorString(o.kube.Spec.Selector) == selectorString(s.kube.Spec.Selector) {
+		if o.namespace == s.namespace && translate.FormatLabels(o.kube.Spec.Selector) == translate.FormatLabels(s.kube.Spec.Selector) {
 			out = append(out, o)
 		}
 	}

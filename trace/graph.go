@@ -132,7 +132,7 @@ func (b *graphBuilder) proxyNode(p translate.Proxy, via []string) string {
 	id := "proxy:" + proxyKey(p)
 	n, fresh := b.g.node(proxyKey(p), id, KindProxy, fmt.Sprintf("%s %s", p.Type, p.ID))
 	if fresh {
-		n.Sub = labelString(p.Labels)
+		n.Sub = translate.FormatLabels(p.Labels)
 		n.Detail = "node " + p.String()
 		if len(via) > 0 {
 			n.Detail += "\nsynthesised from " + objectNames(via)

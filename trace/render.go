@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/chokepoint-xds/chokepoint/translate"
@@ -29,7 +28,7 @@ func (t *Trace) Text(w io.Writer) error {
 		row := func(k, v string) { fmt.Fprintf(&b, "   %-13s %s\n", k, v) }
 		row("node", h.Proxy.Node)
 		if len(h.Proxy.Via) > 0 {
-			row("labels", labelString(h.Proxy.Labels))
+			row("labels", translate.FormatLabels(h.Proxy.Labels))
 			row("selected by", objectNames(h.Proxy.Via))
 		}
 		// A sidecar intercepts a connection to somewhere; a gateway is
@@ -99,18 +98,6 @@ func objectNames(paths []string) string {
 		out[i] = ObjectName(p)
 	}
 	return strings.Join(out, ", ")
-}
-
-func labelString(l map[string]string) string {
-	keys := make([]string, 0, len(l))
-	for k := range l {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for i, k := range keys {
-		keys[i] = k + "=" + l[k]
-	}
-	return strings.Join(keys, ",")
 }
 
 // Mermaid renders the path as a Mermaid flowchart that GitHub's Markdown

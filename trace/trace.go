@@ -296,7 +296,7 @@ func (w *world) gatewaysFor(selector map[string]string) []*inputs.Gateway {
 	var out []*inputs.Gateway
 	for _, g := range w.in.Gateways {
 		sel := g.Spec.GetSelector()
-		if len(sel) == 0 || !(labelsMatch(sel, selector) || labelsMatch(selector, sel)) {
+		if len(sel) == 0 || !(translate.LabelsMatch(sel, selector) || translate.LabelsMatch(selector, sel)) {
 			continue
 		}
 		out = append(out, g)
@@ -417,7 +417,7 @@ func targetPort(svc *inputs.Service, port, endpointPort uint32) uint32 {
 func (w *world) gatewaySources(p translate.Proxy, port uint32) []string {
 	var out []string
 	for _, g := range w.in.Gateways {
-		if !labelsMatch(g.Spec.GetSelector(), p.Labels) {
+		if !translate.LabelsMatch(g.Spec.GetSelector(), p.Labels) {
 			continue
 		}
 		for _, s := range g.Spec.GetServers() {
@@ -435,7 +435,7 @@ func (w *world) gatewaySources(p translate.Proxy, port uint32) []string {
 // the Services that select the gateway proxy (as translate does).
 func (w *world) servicePortFor(p translate.Proxy, n uint32) uint32 {
 	for _, s := range w.in.Services {
-		if s.Namespace != p.Namespace || len(s.Spec.Selector) == 0 || !labelsMatch(s.Spec.Selector, p.Labels) {
+		if s.Namespace != p.Namespace || len(s.Spec.Selector) == 0 || !translate.LabelsMatch(s.Spec.Selector, p.Labels) {
 			continue
 		}
 		for _, sp := range s.Spec.Ports {
@@ -445,15 +445,6 @@ func (w *world) servicePortFor(p translate.Proxy, n uint32) uint32 {
 		}
 	}
 	return n
-}
-
-func labelsMatch(selector, labels map[string]string) bool {
-	for k, v := range selector {
-		if lv, ok := labels[k]; !ok || lv != v {
-			return false
-		}
-	}
-	return true
 }
 
 // clusterSources are the DestinationRule and the service (ServiceEntry or

@@ -105,6 +105,23 @@ func (p Proxy) ClassKey() string {
 	return b.String()
 }
 
+// FormatLabels is ParseLabels' inverse: "k=v,k2=v2", sorted by key.
+func FormatLabels(l map[string]string) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		keys[i] = k + "=" + l[k]
+	}
+	return strings.Join(keys, ",")
+}
+
+// LabelsMatch reports whether labels carry every key=value of selector, as
+// a workload selector matches.
+func LabelsMatch(selector, labels map[string]string) bool { return labelsMatch(selector, labels) }
+
 func labelsMatch(selector, labels map[string]string) bool {
 	for k, v := range selector {
 		if lv, ok := labels[k]; !ok || lv != v {
