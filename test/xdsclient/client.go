@@ -110,8 +110,7 @@ type TypeState struct {
 type Client struct {
 	opts   Options
 	stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient
-	done   chan struct{}
-	err    error
+	lifetime
 
 	mu    sync.Mutex
 	types map[string]*TypeState
@@ -124,32 +123,13 @@ func Start(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (*C
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{opts: opts, stream: stream, done: make(chan struct{}), types: map[string]*TypeState{}}
+	c := &Client{opts: opts, stream: stream, lifetime: newLifetime(stream.CloseSend), types: map[string]*TypeState{}}
 	c.types[ClusterType] = &TypeState{}
 	if err := stream.Send(&discovery.DiscoveryRequest{Node: opts.Node, TypeUrl: ClusterType}); err != nil {
 		return nil, err
 	}
 	go c.loop()
 	return c, nil
-}
-
-// Done is closed when the stream ended; Err says why.
-func (c *Client) Done() <-chan struct{} { return c.done }
-
-// Err is the stream's end (nil while it runs, io.EOF-like errors after).
-func (c *Client) Err() error {
-	select {
-	case <-c.done:
-		return c.err
-	default:
-		return nil
-	}
-}
-
-// Close ends the stream (half-close) and waits for the server to end it.
-func (c *Client) Close() {
-	_ = c.stream.CloseSend()
-	<-c.done
 }
 
 // State returns a copy of the client's state for typeURL.
@@ -193,7 +173,7 @@ func (c *Client) Synced() bool {
 	return true
 }
 
-func (c *Client) loop() { recvLoop(c.done, &c.err, c.stream.Recv, c.handle) }
+func (c *Client) loop() { recvLoop(&c.lifetime, c.stream.Recv, c.handle) }
 
 func (c *Client) handle(r *discovery.DiscoveryResponse) error {
 	now := time.Now()
@@ -356,17 +336,47 @@ func (c *Client) WaitSynced(timeout time.Duration) error {
 	return nil
 }
 
+// lifetime is what SotW and Delta clients share about their stream's end.
+type lifetime struct {
+	closeSend func() error
+	done      chan struct{}
+	err       error
+}
+
+func newLifetime(closeSend func() error) lifetime {
+	return lifetime{closeSend: closeSend, done: make(chan struct{})}
+}
+
+// Done is closed when the stream ended; Err says why.
+func (l *lifetime) Done() <-chan struct{} { return l.done }
+
+// Err is the stream's end (nil while it runs).
+func (l *lifetime) Err() error {
+	select {
+	case <-l.done:
+		return l.err
+	default:
+		return nil
+	}
+}
+
+// Close ends the stream (half-close) and waits for the server to end it.
+func (l *lifetime) Close() {
+	_ = l.closeSend()
+	<-l.done
+}
+
 // recvLoop receives and handles responses until either fails, then records
-// the error in *errp and closes done.
-func recvLoop[T any](done chan struct{}, errp *error, recv func() (T, error), handle func(T) error) {
-	defer close(done)
+// the error and closes done.
+func recvLoop[T any](l *lifetime, recv func() (T, error), handle func(T) error) {
+	defer close(l.done)
 	for {
 		r, err := recv()
 		if err == nil {
 			err = handle(r)
 		}
 		if err != nil {
-			*errp = err
+			l.err = err
 			return
 		}
 	}

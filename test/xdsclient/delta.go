@@ -53,8 +53,7 @@ type DeltaTypeState struct {
 type DeltaClient struct {
 	opts   DeltaOptions
 	stream discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
-	done   chan struct{}
-	err    error
+	lifetime
 
 	mu    sync.Mutex
 	types map[string]*deltaType
@@ -75,7 +74,7 @@ func StartDelta(ctx context.Context, conn grpc.ClientConnInterface, opts DeltaOp
 	if err != nil {
 		return nil, err
 	}
-	c := &DeltaClient{opts: opts, stream: stream, done: make(chan struct{}), types: map[string]*deltaType{}}
+	c := &DeltaClient{opts: opts, stream: stream, lifetime: newLifetime(stream.CloseSend), types: map[string]*deltaType{}}
 	c.types[ClusterType] = newDeltaType(true)
 	// An empty resource_names_subscribe on the first request is a wildcard.
 	if err := stream.Send(&discovery.DeltaDiscoveryRequest{Node: opts.Node, TypeUrl: ClusterType}); err != nil {
@@ -87,25 +86,6 @@ func StartDelta(ctx context.Context, conn grpc.ClientConnInterface, opts DeltaOp
 
 func newDeltaType(wildcard bool) *deltaType {
 	return &deltaType{DeltaTypeState: DeltaTypeState{Wildcard: wildcard, Resources: map[string]string{}}, deps: map[string][]string{}}
-}
-
-// Done is closed when the stream ended; Err says why.
-func (c *DeltaClient) Done() <-chan struct{} { return c.done }
-
-// Err is the stream's end (nil while it runs).
-func (c *DeltaClient) Err() error {
-	select {
-	case <-c.done:
-		return c.err
-	default:
-		return nil
-	}
-}
-
-// Close ends the stream (half-close) and waits for the server to end it.
-func (c *DeltaClient) Close() {
-	_ = c.stream.CloseSend()
-	<-c.done
 }
 
 // State returns a copy of the client's state for typeURL.
@@ -181,7 +161,7 @@ func (c *DeltaClient) Synced() bool {
 	return true
 }
 
-func (c *DeltaClient) loop() { recvLoop(c.done, &c.err, c.stream.Recv, c.handle) }
+func (c *DeltaClient) loop() { recvLoop(&c.lifetime, c.stream.Recv, c.handle) }
 
 func (c *DeltaClient) handle(r *discovery.DeltaDiscoveryResponse) error {
 	now := time.Now()
