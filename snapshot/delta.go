@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"errors"
+	"io"
 	"sort"
 	"strconv"
 	"sync/atomic"
@@ -253,7 +254,6 @@ func (d *DeltaServer) DeltaStreamHandler(str xdsstream.DeltaStream, typeURL stri
 		// reqOf keeps each type's last request for the callbacks.
 		reqOf = map[string]*discovery.DeltaDiscoveryRequest{}
 		cl    *sotwClass
-		key   string
 		w     = &deltaWatch{wake: make(chan struct{}, 1)}
 	)
 	defer func() {
@@ -320,10 +320,7 @@ func (d *DeltaServer) DeltaStreamHandler(str xdsstream.DeltaStream, typeURL stri
 			if !ok {
 				select {
 				case err := <-recvErr:
-					if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
-						return nil
-					}
-					if err.Error() == "EOF" {
+					if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
 						return nil
 					}
 					return err
@@ -349,9 +346,8 @@ func (d *DeltaServer) DeltaStreamHandler(str xdsstream.DeltaStream, typeURL stri
 			typ := req.GetTypeUrl()
 			reqOf[typ] = req
 			if cl == nil {
-				key = classHash{}.ID(node)
 				d.c.mu.Lock()
-				cl = d.c.class(key)
+				cl = d.c.class(classHash{}.ID(node))
 				cl.deltas[w] = struct{}{}
 				d.c.mu.Unlock()
 			}
