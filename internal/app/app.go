@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -399,37 +400,28 @@ func (a *App) registerDebug(admin *server.Admin) {
 	admin.Handle("/debug/trace", http.HandlerFunc(a.serveTrace))
 	admin.Handle("/debug/graph", http.HandlerFunc(a.serveGraph))
 	admin.Handle("/debug/inputs", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		var kube []watch.KubeResourceStatus
+		if a.kube != nil {
+			kube = a.kube.Status()
+		}
 		in := current()
 		if in == nil {
 			if a.kube != nil {
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusServiceUnavailable)
-				server.WriteJSON(w, map[string]any{
-					"error":      "no inputs applied yet: waiting for the Kubernetes informers to sync",
-					"kubernetes": a.kube.Status(),
-				})
+				server.WriteJSON(w, InputsView{Error: "no inputs applied yet: waiting for the Kubernetes informers to sync", Kubernetes: kube})
 				return
 			}
 			http.Error(w, "no inputs loaded yet", http.StatusServiceUnavailable)
 			return
 		}
-		type object struct {
-			Kind      string        `json:"kind"`
-			Namespace string        `json:"namespace,omitempty"`
-			Name      string        `json:"name"`
-			Source    inputs.Source `json:"source"`
-		}
-		var objs []object
+		v := InputsView{MeshSource: &in.MeshSource, Policy: in.Mesh.GetOutboundTrafficPolicy().GetMode().String(), Kubernetes: kube}
 		for _, o := range in.Objects() {
-			kn := o.KindName()
-			kind := kn[:len(kn)-len(o.GetNamespace())-len(o.GetName())-2]
-			if o.GetNamespace() == "" {
-				kind = kn[:len(kn)-len(o.GetName())-1]
-			}
-			objs = append(objs, object{Kind: kind, Namespace: o.GetNamespace(), Name: o.GetName(), Source: o.GetSource()})
+			kind, _, _ := strings.Cut(o.KindName(), " ")
+			v.Objects = append(v.Objects, InputObject{Kind: kind, Namespace: o.GetNamespace(), Name: o.GetName(), Source: o.GetSource()})
 		}
-		sort.SliceStable(objs, func(i, j int) bool {
-			a, b := objs[i], objs[j]
+		sort.SliceStable(v.Objects, func(i, j int) bool {
+			a, b := v.Objects[i], v.Objects[j]
 			if a.Kind != b.Kind {
 				return a.Kind < b.Kind
 			}
@@ -438,19 +430,29 @@ func (a *App) registerDebug(admin *server.Admin) {
 			}
 			return a.Name < b.Name
 		})
-		var problems []inputs.Problem
 		if idx := mgr.Index(); idx != nil {
-			problems = idx.Problems()
+			v.Problems = idx.Problems()
 		}
-		out := map[string]any{
-			"objects":                 objs,
-			"problems":                problems,
-			"mesh_source":             in.MeshSource,
-			"outbound_traffic_policy": in.Mesh.GetOutboundTrafficPolicy().GetMode().String(),
-		}
-		if a.kube != nil {
-			out["kubernetes"] = a.kube.Status()
-		}
-		server.WriteJSON(w, out)
+		server.WriteJSON(w, v)
 	}))
+}
+
+// InputsView is what /debug/inputs shows: every object with its source, the
+// problems found, the mesh config's source and outbound policy, and the
+// Kubernetes informers' states (alone, with Error, before they synced).
+type InputsView struct {
+	Objects    []InputObject              `json:"objects,omitempty"`
+	Problems   []inputs.Problem           `json:"problems,omitempty"`
+	MeshSource *inputs.Source             `json:"mesh_source,omitempty"`
+	Policy     string                     `json:"outbound_traffic_policy,omitempty"`
+	Kubernetes []watch.KubeResourceStatus `json:"kubernetes,omitempty"`
+	Error      string                     `json:"error,omitempty"`
+}
+
+// InputObject is one object of InputsView.
+type InputObject struct {
+	Kind      string        `json:"kind"`
+	Namespace string        `json:"namespace,omitempty"`
+	Name      string        `json:"name"`
+	Source    inputs.Source `json:"source"`
 }

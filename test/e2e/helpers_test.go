@@ -151,23 +151,6 @@ func (c *cp) classes(t *testing.T) []classRow {
 	return out
 }
 
-type inputsView struct {
-	Objects []struct {
-		Kind      string `json:"kind"`
-		Namespace string `json:"namespace"`
-		Name      string `json:"name"`
-	} `json:"objects"`
-	Problems []struct {
-		Severity string `json:"severity"`
-		Message  string `json:"message"`
-		Object   string `json:"object"`
-		Field    string `json:"field"`
-		Source   struct {
-			File string `json:"file"`
-		} `json:"source"`
-	} `json:"problems"`
-}
-
 // metric returns the value of one sample line of /metrics, e.g.
 // `chokepoint_xds_rejects_total{type="lds"}`.
 func (c *cp) metric(t *testing.T, series string) string {
@@ -268,3 +251,5 @@ func eventually(t *testing.T, timeout time.Duration, cond func() bool, format st
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+type inputsView = app.InputsView

@@ -65,32 +65,6 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-type kubeInputsView struct {
-	Objects []struct {
-		Kind      string `json:"kind"`
-		Namespace string `json:"namespace"`
-		Name      string `json:"name"`
-		Source    struct {
-			File string `json:"file"`
-			Kube string `json:"kube"`
-		} `json:"source"`
-	} `json:"objects"`
-	Problems []struct {
-		Severity string `json:"severity"`
-		Object   string `json:"object"`
-		Message  string `json:"message"`
-	} `json:"problems"`
-	MeshSource struct {
-		File string `json:"file"`
-		Kube string `json:"kube"`
-	} `json:"mesh_source"`
-	Policy     string `json:"outbound_traffic_policy"`
-	Kubernetes []struct {
-		Resource string `json:"resource"`
-		State    string `json:"state"`
-	} `json:"kubernetes"`
-}
-
 // TestKubeServe: serve --kube against a (fake) API server: nothing is
 // served and /readyz fails until every informer has synced; then a sidecar
 // gets the seed's two hops, and deleting a ServiceEntry in the cluster
@@ -114,7 +88,7 @@ func TestKubeServe(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, code, body)
 	code, body = get(t, "http://"+c.AdminAddr()+"/debug/inputs")
 	require.Equal(t, http.StatusServiceUnavailable, code)
-	var waiting kubeInputsView
+	var waiting inputsView
 	require.NoError(t, json.Unmarshal([]byte(body), &waiting), body)
 	states := map[string]string{}
 	for _, k := range waiting.Kubernetes {
@@ -131,7 +105,7 @@ func TestKubeServe(t *testing.T) {
 	require.Contains(t, clusters, "BlackHoleCluster")
 	require.Equal(t, "ok\n", c.getBody(t, "/readyz"))
 
-	var view kubeInputsView
+	var view inputsView
 	c.getJSON(t, "/debug/inputs", &view)
 	require.Len(t, view.Objects, 9)
 	for _, o := range view.Objects {
@@ -206,7 +180,7 @@ spec:
 	require.Contains(t, clusters, "outbound|443||www.httpbin.org", "the file's version of httpbin-ext")
 	require.Contains(t, clusters, hop1Cluster, "from the cluster")
 
-	var view kubeInputsView
+	var view inputsView
 	c.getJSON(t, "/debug/inputs", &view)
 	require.Equal(t, "REGISTRY_ONLY", view.Policy, "the cluster's ConfigMap")
 	require.NotEmpty(t, view.MeshSource.Kube)
@@ -222,7 +196,7 @@ spec:
 	var dup []string
 	for _, p := range view.Problems {
 		if p.Object == "ServiceEntry mesh-test/httpbin-ext" {
-			dup = append(dup, p.Severity+": "+p.Message)
+			dup = append(dup, string(p.Severity)+": "+p.Message)
 		}
 	}
 	require.Len(t, dup, 1)

@@ -289,30 +289,6 @@ func (c *cp) metric(t *testing.T, series string) (float64, bool) {
 	return 0, false
 }
 
-// inputsView is /debug/inputs.
-type inputsView struct {
-	Objects []struct {
-		Kind      string `json:"kind"`
-		Namespace string `json:"namespace"`
-		Name      string `json:"name"`
-		Source    struct {
-			File string `json:"file"`
-			Kube string `json:"kube"`
-		} `json:"source"`
-	} `json:"objects"`
-	Problems []struct {
-		Severity string `json:"severity"`
-		Object   string `json:"object"`
-		Message  string `json:"message"`
-	} `json:"problems"`
-	MeshSource struct {
-		Kube string `json:"kube"`
-	} `json:"mesh_source"`
-	Policy     string                     `json:"outbound_traffic_policy"`
-	Kubernetes []watch.KubeResourceStatus `json:"kubernetes"`
-	Error      string                     `json:"error"`
-}
-
 // inputs reads /debug/inputs, whatever its status (503 before the first
 // sync, with the informers' states).
 func (c *cp) inputs(t *testing.T) (int, inputsView) {
@@ -325,7 +301,7 @@ func (c *cp) inputs(t *testing.T) (int, inputsView) {
 
 // resourceStates maps group/version/resource to its informer's status
 // (namespace "all" and cluster-scoped ones, as without --namespace).
-func (v inputsView) resourceStates() map[string]watch.KubeResourceStatus {
+func resourceStates(v inputsView) map[string]watch.KubeResourceStatus {
 	out := map[string]watch.KubeResourceStatus{}
 	for _, st := range v.Kubernetes {
 		out[st.Resource] = st
@@ -521,3 +497,5 @@ func eventually(t *testing.T, timeout time.Duration, cond func() bool, format st
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+type inputsView = app.InputsView

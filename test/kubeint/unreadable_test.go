@@ -160,7 +160,7 @@ data:
 		require.True(t, c.ready(t))
 
 		_, view := c.inputs(t)
-		for res, st := range view.resourceStates() {
+		for res, st := range resourceStates(view) {
 			if res == sidecarsResource {
 				require.Equal(t, "unavailable", st.State)
 				require.Equal(t, "forbidden", st.Reason)
@@ -219,7 +219,7 @@ data:
 		require.False(t, registryOnly(sidecar, sres), "Sidecars are treated as empty: ALLOW_ANY")
 		require.True(t, c.ready(t))
 		_, view := c.inputs(t)
-		st := view.resourceStates()[sidecarsResource]
+		st := resourceStates(view)[sidecarsResource]
 		require.Equal(t, "unavailable", st.State)
 		require.Equal(t, "not_served", st.Reason)
 		eventually(t, syncTimeout, func() bool {
