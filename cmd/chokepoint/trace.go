@@ -99,10 +99,7 @@ was traced (whatever its outcome, a blackhole included), 1 invalid input,
 			if err != nil {
 				return err
 			}
-			if reportProblems(cmd.ErrOrStderr(), problems) {
-				return &exitError{code: 1, err: fmt.Errorf("invalid input: see the errors above")}
-			}
-			return nil
+			return reportProblems(cmd.ErrOrStderr(), problems)
 		},
 	}
 	inputFlags(cmd, &files, &mesh)

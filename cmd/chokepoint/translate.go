@@ -50,14 +50,20 @@ func loadInputs(paths []string, mesh string, stdin io.Reader) (*inputs.Inputs, e
 	return in, nil
 }
 
-func reportProblems(w io.Writer, problems []inputs.Problem) (errorsSeen bool) {
+// reportProblems prints problems; with an Error among them it returns the
+// exit-1 error commands end with (after printing their output).
+func reportProblems(w io.Writer, problems []inputs.Problem) error {
+	errorsSeen := false
 	for _, p := range problems {
 		fmt.Fprintf(w, "%s: %s\n", strings.ToLower(string(p.Severity)), p.Error())
 		if p.Severity == inputs.SeverityError {
 			errorsSeen = true
 		}
 	}
-	return errorsSeen
+	if errorsSeen {
+		return &exitError{code: 1, err: fmt.Errorf("invalid input: see the errors above")}
+	}
+	return nil
 }
 
 func newTranslateCmd() *cobra.Command {
@@ -111,10 +117,7 @@ translated. Exit status: 0 ok, 1 invalid input, 2 usage.`,
 			if _, err := cmd.OutOrStdout().Write(out); err != nil {
 				return err
 			}
-			if reportProblems(cmd.ErrOrStderr(), problems) {
-				return &exitError{code: 1, err: fmt.Errorf("invalid input: see the errors above")}
-			}
-			return nil
+			return reportProblems(cmd.ErrOrStderr(), problems)
 		},
 	}
 	inputFlags(cmd, &files, &mesh)
