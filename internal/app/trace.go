@@ -38,18 +38,27 @@ func (a *App) tracee(w http.ResponseWriter, r *http.Request) (*tracee, bool) {
 		return nil, false
 	}
 	// Each proxy on the path is read as it is served (decoded from the
-	// bytes sent); a gateway that is not connected is translated.
-	served := func(key string) (*translate.Resources, bool) {
+	// bytes sent, once per class); a gateway that is not connected is
+	// translated.
+	decoded := map[string]*translate.Resources{}
+	served := func(key string) *translate.Resources {
+		if res, ok := decoded[key]; ok {
+			return res
+		}
 		res, _, ok, err := a.Manager.Served(key)
-		return res, ok && err == nil
+		if !ok || err != nil {
+			res = nil
+		}
+		decoded[key] = res
+		return res
 	}
-	if _, ok := served(class); !ok {
+	if served(class) == nil {
 		http.Error(w, fmt.Sprintf("proxy %q has no config yet", id), http.StatusServiceUnavailable)
 		return nil, false
 	}
 	t := &tracee{proxy: p, idx: idx}
 	t.opts.Config = func(q translate.Proxy) *translate.Resources {
-		if res, ok := served(q.ClassKey()); ok {
+		if res := served(q.ClassKey()); res != nil {
 			return res
 		}
 		return idx.Translate(q)
