@@ -15,9 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/wrapperspb"
-	"sigs.k8s.io/yaml"
 
 	"github.com/chokepoint-xds/chokepoint/configdump"
+	"github.com/chokepoint-xds/chokepoint/test/scenarios"
 	"github.com/chokepoint-xds/chokepoint/translate"
 	"github.com/chokepoint-xds/chokepoint/watch"
 )
@@ -134,42 +134,27 @@ func TestUnresolvableAnys(t *testing.T) {
 // equals itself with every list whose order does not matter reordered,
 // versions and timestamps added, as YAML as well as JSON.
 func TestTranslationReordered(t *testing.T) {
-	dirs, err := filepath.Glob("../translate/testdata/in/*")
-	require.NoError(t, err)
-	require.NotEmpty(t, dirs)
-	dirs = append(dirs, "testdata")
+	dirs := append(scenarios.Names(t), "testdata")
 	checked := 0
 	for _, dir := range dirs {
-		proxies := map[string]struct {
-			Node   string            `json:"node"`
-			Labels map[string]string `json:"labels"`
-		}{}
+		var idx *translate.Index
+		proxies := map[string]translate.Proxy{}
 		if dir == "testdata" {
-			proxies["sleep"] = struct {
-				Node   string            `json:"node"`
-				Labels map[string]string `json:"labels"`
-			}{Node: sleepNode, Labels: map[string]string{"app": "sleep"}}
+			p, err := translate.ParseNodeID(sleepNode)
+			require.NoError(t, err)
+			p.Labels = map[string]string{"app": "sleep"}
+			proxies["sleep"] = p
+			in, _, err := watch.Load(watch.LoadOptions{Paths: []string{filepath.Join(dir, "config")}})
+			require.NoError(t, err)
+			idx = translate.NewIndex(in)
 		} else {
-			raw, err := os.ReadFile(filepath.Join(dir, "expect.yaml"))
-			require.NoError(t, err)
-			var sc struct {
-				Proxies map[string]struct {
-					Node   string            `json:"node"`
-					Labels map[string]string `json:"labels"`
-				} `json:"proxies"`
+			sc, in := scenarios.Load(t, dir)
+			for name := range sc.Proxies {
+				proxies[name] = sc.Proxy(t, name)
 			}
-			require.NoError(t, yaml.Unmarshal(raw, &sc))
-			for k, v := range sc.Proxies {
-				proxies[k] = v
-			}
+			idx = translate.NewIndex(in)
 		}
-		in, _, err := watch.Load(watch.LoadOptions{Paths: []string{filepath.Join(dir, "config")}})
-		require.NoError(t, err)
-		idx := translate.NewIndex(in)
-		for name, spec := range proxies {
-			p, err := translate.ParseNodeID(spec.Node)
-			require.NoError(t, err)
-			p.Labels = spec.Labels
+		for name, p := range proxies {
 			res := idx.Translate(p)
 			js, err := configdump.JSON(res, "")
 			require.NoError(t, err)

@@ -1,8 +1,6 @@
 package snapshot
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -10,10 +8,9 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
-	"sigs.k8s.io/yaml"
 
+	"github.com/chokepoint-xds/chokepoint/test/scenarios"
 	"github.com/chokepoint-xds/chokepoint/translate"
-	"github.com/chokepoint-xds/chokepoint/watch"
 )
 
 // gcpConsistent is go-control-plane's own check on the same resources.
@@ -41,29 +38,15 @@ func gcpConsistent(res *translate.Resources) error {
 // TestConsistentAgreesWithGoControlPlane runs both checks on every proxy
 // of every translation scenario, and on broken copies of them.
 func TestConsistentAgreesWithGoControlPlane(t *testing.T) {
-	dirs, err := filepath.Glob("../translate/testdata/in/*")
-	require.NoError(t, err)
-	require.NotEmpty(t, dirs)
+	names := scenarios.Names(t)
 	checked := 0
-	for _, dir := range dirs {
-		raw, err := os.ReadFile(filepath.Join(dir, "expect.yaml"))
-		require.NoError(t, err)
-		var exp struct {
-			Proxies map[string]struct {
-				Node   string            `json:"node"`
-				Labels map[string]string `json:"labels"`
-			} `json:"proxies"`
-		}
-		require.NoError(t, yaml.Unmarshal(raw, &exp), dir)
-		in, _, err := watch.Load(watch.LoadOptions{Paths: []string{filepath.Join(dir, "config")}})
-		require.NoError(t, err, dir)
+	for _, scenario := range names {
+		sc, in := scenarios.Load(t, scenario)
 		idx := translate.NewIndex(in)
-		for name, px := range exp.Proxies {
-			p, err := translate.ParseNodeID(px.Node)
-			require.NoError(t, err)
-			p.Labels = px.Labels
+		for name := range sc.Proxies {
+			p := sc.Proxy(t, name)
 			res := idx.Translate(p)
-			where := filepath.Base(dir) + "/" + name
+			where := scenario + "/" + name
 			require.NoError(t, consistent(res), where)
 			require.NoError(t, gcpConsistent(res), where)
 			checked++
@@ -85,7 +68,7 @@ func TestConsistentAgreesWithGoControlPlane(t *testing.T) {
 			}
 		}
 	}
-	require.GreaterOrEqual(t, checked, len(dirs))
+	require.GreaterOrEqual(t, checked, len(names))
 }
 
 func cloneCLA(res *translate.Resources, name string) *endpoint.ClusterLoadAssignment {

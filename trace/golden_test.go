@@ -10,58 +10,18 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"sigs.k8s.io/yaml"
 
 	"github.com/chokepoint-xds/chokepoint/sim"
 	"github.com/chokepoint-xds/chokepoint/trace"
 	"github.com/chokepoint-xds/chokepoint/translate"
-	"github.com/chokepoint-xds/chokepoint/watch"
+	"github.com/chokepoint-xds/chokepoint/test/scenarios"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.txt (review the diff!)")
 
-// scenarioDir holds translate's scenarios: their expect.yaml lists the
-// proxies and the calls traced here.
-const scenarioDir = "../translate/testdata/in"
-
-type scenario struct {
-	Mesh    string `json:"mesh,omitempty"`
-	Proxies map[string]struct {
-		Node   string            `json:"node"`
-		Labels map[string]string `json:"labels"`
-	} `json:"proxies"`
-	Calls []struct {
-		From string   `json:"from"`
-		Call sim.Call `json:"call"`
-		Want struct {
-			Outcome sim.Outcome `json:"outcome"`
-			Cluster string      `json:"cluster,omitempty"`
-		} `json:"want"`
-	} `json:"calls"`
-}
-
-func loadScenario(t testing.TB, name string) (*scenario, *translate.Index) {
-	dir := filepath.Join(scenarioDir, name)
-	raw, err := os.ReadFile(filepath.Join(dir, "expect.yaml"))
-	require.NoError(t, err)
-	var sc scenario
-	require.NoError(t, yaml.Unmarshal(raw, &sc), "expect.yaml of %s", name)
-	opts := watch.LoadOptions{Paths: []string{filepath.Join(dir, "config")}}
-	if sc.Mesh != "" {
-		opts.MeshFile = filepath.Join(dir, sc.Mesh)
-	}
-	in, _, err := watch.Load(opts)
-	require.NoError(t, err)
-	return &sc, translate.NewIndex(in)
-}
-
-func (sc *scenario) proxy(t testing.TB, name string) translate.Proxy {
-	spec, ok := sc.Proxies[name]
-	require.True(t, ok, "unknown proxy %q", name)
-	p, err := translate.ParseNodeID(spec.Node)
-	require.NoError(t, err)
-	p.Labels = spec.Labels
-	return p
+func loadScenario(t testing.TB, name string) (*scenarios.Scenario, *translate.Index) {
+	sc, in := scenarios.Load(t, name)
+	return sc, translate.NewIndex(in)
 }
 
 func callString(c sim.Call) string {
@@ -86,20 +46,14 @@ func callString(c sim.Call) string {
 // text, JSON (and, for the seeds, Mermaid) with testdata/SCENARIO.txt. The
 // first hop must agree with the scenario's own expectation.
 func TestGolden(t *testing.T) {
-	entries, err := os.ReadDir(scenarioDir)
-	require.NoError(t, err)
 	keep := map[string]bool{}
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		name := e.Name()
+	for _, name := range scenarios.Names(t) {
 		keep[name+".txt"] = true
 		t.Run(name, func(t *testing.T) {
 			sc, idx := loadScenario(t, name)
 			var b strings.Builder
 			for i, c := range sc.Calls {
-				tr := trace.Run(idx, sc.proxy(t, c.From), c.Call, trace.Options{})
+				tr := trace.Run(idx, sc.Proxy(t, c.From), c.Call, trace.Options{})
 				require.NotEmpty(t, tr.Hops)
 				first := tr.Hops[0]
 				require.Equal(t, c.Want.Outcome, first.Outcome, "call %d: first hop disagrees with sim", i)

@@ -95,7 +95,7 @@ func TestGraphSeed(t *testing.T) {
 
 func TestGraphPassthroughAndWithoutTrace(t *testing.T) {
 	sc, idx := loadScenario(t, "allow-any-tls-passthrough")
-	p := sc.proxy(t, "sleep")
+	p := sc.Proxy(t, "sleep")
 	g := trace.BuildGraph(idx, p, trace.Options{}, nil)
 	n := g.Node(p.ClassKey() + "/cluster/" + translate.PassthroughCluster)
 	require.NotNil(t, n)
@@ -114,7 +114,7 @@ func TestGraphPassthroughAndWithoutTrace(t *testing.T) {
 // virtual host to a cluster originating TLS.
 func TestGraphHTTPThroughGateway(t *testing.T) {
 	sc, idx := loadScenario(t, "tls-origination-egress-gateway")
-	p := sc.proxy(t, "sleep")
+	p := sc.Proxy(t, "sleep")
 	tr := trace.Run(idx, p, sim.Call{Protocol: sim.HTTP, Host: "edition.cnn.com", Path: "/politics", Port: 80}, trace.Options{})
 	g := trace.BuildGraph(idx, p, trace.Options{}, tr)
 	require.Nil(t, g.Node(gwKey+"/closed/0.0.0.0_8080"))

@@ -179,7 +179,7 @@ spec:
 
 func TestHTTPEgressThroughGateway(t *testing.T) {
 	sc, idx := loadScenario(t, "egress-gateway-http")
-	tr := trace.Run(idx, sc.proxy(t, "sleep"), sim.Call{Protocol: sim.HTTP, Host: "edition.cnn.com", Path: "/politics", Port: 80}, trace.Options{})
+	tr := trace.Run(idx, sc.Proxy(t, "sleep"), sim.Call{Protocol: sim.HTTP, Host: "edition.cnn.com", Path: "/politics", Port: 80}, trace.Options{})
 	require.Len(t, tr.Hops, 2)
 	require.Equal(t, "80", tr.Hops[0].RouteConfig)
 	require.Equal(t, uint32(8080), tr.Hops[0].Next.TargetPort)
@@ -192,7 +192,7 @@ func TestHTTPEgressThroughGateway(t *testing.T) {
 
 	// TLS origination at the gateway: HTTP in, TLS out to 443.
 	sc, idx = loadScenario(t, "tls-origination-egress-gateway")
-	tr = trace.Run(idx, sc.proxy(t, "sleep"), sim.Call{Protocol: sim.HTTP, Host: "edition.cnn.com", Path: "/politics", Port: 80}, trace.Options{})
+	tr = trace.Run(idx, sc.Proxy(t, "sleep"), sim.Call{Protocol: sim.HTTP, Host: "edition.cnn.com", Path: "/politics", Port: 80}, trace.Options{})
 	require.Len(t, tr.Hops, 2)
 	require.Equal(t, trace.External, tr.Outcome.Kind)
 	require.Equal(t, "edition.cnn.com:443", tr.Outcome.Destination)
@@ -202,36 +202,36 @@ func TestHTTPEgressThroughGateway(t *testing.T) {
 func TestOtherEndings(t *testing.T) {
 	// ALLOW_ANY: the original destination.
 	sc, idx := loadScenario(t, "allow-any-tls-passthrough")
-	tr := trace.Run(idx, sc.proxy(t, "sleep"), sim.Call{Protocol: sim.TLS, SNI: "edition.cnn.com", Port: 443, Address: "151.101.1.67"}, trace.Options{})
+	tr := trace.Run(idx, sc.Proxy(t, "sleep"), sim.Call{Protocol: sim.TLS, SNI: "edition.cnn.com", Port: 443, Address: "151.101.1.67"}, trace.Options{})
 	require.Equal(t, trace.Passthrough, tr.Outcome.Kind)
 	require.Equal(t, "151.101.1.67:443", tr.Outcome.Destination)
 
 	// A gateway reached on a port no Gateway server uses: refused.
 	sc, idx = loadScenario(t, "seed-httpbin-passthrough")
-	tr = trace.Run(idx, sc.proxy(t, "egress"), sim.Call{Protocol: sim.TLS, SNI: "httpbin.org", Port: 443}, trace.Options{})
+	tr = trace.Run(idx, sc.Proxy(t, "egress"), sim.Call{Protocol: sim.TLS, SNI: "httpbin.org", Port: 443}, trace.Options{})
 	require.Equal(t, trace.NoListener, tr.Outcome.Kind)
 	require.Equal(t, "10.244.1.20", tr.Hops[0].Call.Address, "a gateway is reached on its own address")
 
 	// An in-mesh Service with no endpoints.
 	sc, idx = loadScenario(t, "seed-bookinfo-ingress")
-	tr = trace.Run(idx, sc.proxy(t, "ingress"), sim.Call{Protocol: sim.HTTP, Host: "bookinfo.example.com", Path: "/productpage", Port: 8080}, trace.Options{})
+	tr = trace.Run(idx, sc.Proxy(t, "ingress"), sim.Call{Protocol: sim.HTTP, Host: "bookinfo.example.com", Path: "/productpage", Port: 8080}, trace.Options{})
 	require.Equal(t, trace.NoEndpoints, tr.Outcome.Kind)
 	require.EqualValues(t, 503, tr.Outcome.Status)
-	tr = trace.Run(idx, sc.proxy(t, "ingress"), sim.Call{Protocol: sim.HTTP, Host: "bookinfo.example.com", Path: "/nothing", Port: 8080}, trace.Options{})
+	tr = trace.Run(idx, sc.Proxy(t, "ingress"), sim.Call{Protocol: sim.HTTP, Host: "bookinfo.example.com", Path: "/nothing", Port: 8080}, trace.Options{})
 	require.Equal(t, trace.NoRoute, tr.Outcome.Kind)
 	require.EqualValues(t, 404, tr.Outcome.Status)
 
 	// An in-mesh Service with endpoints; a Service that only looks like a
 	// gateway's (no Gateway selects its workloads) is not a hop.
 	sc, idx = loadScenario(t, "ingress-uri-exact-vs-prefix")
-	tr = trace.Run(idx, sc.proxy(t, "ingress"), sim.Call{Protocol: sim.HTTP, Host: "www.example.com", Path: "/loginx", Port: 8080}, trace.Options{})
+	tr = trace.Run(idx, sc.Proxy(t, "ingress"), sim.Call{Protocol: sim.HTTP, Host: "www.example.com", Path: "/loginx", Port: 8080}, trace.Options{})
 	require.Len(t, tr.Hops, 1)
 	require.Equal(t, trace.Service, tr.Outcome.Kind)
 	require.Equal(t, "10.244.2.15:8080", tr.Outcome.Destination)
 
 	// An HTTPS redirect.
 	sc, idx = loadScenario(t, "ingress-https-redirect")
-	tr = trace.Run(idx, sc.proxy(t, "ingress"), sim.Call{Protocol: sim.HTTP, Host: "httpbin.example.com", Path: "/status/418", Port: 8080}, trace.Options{})
+	tr = trace.Run(idx, sc.Proxy(t, "ingress"), sim.Call{Protocol: sim.HTTP, Host: "httpbin.example.com", Path: "/status/418", Port: 8080}, trace.Options{})
 	require.Equal(t, trace.Redirect, tr.Outcome.Kind)
 	require.Equal(t, "https://httpbin.example.com/status/418", tr.Outcome.Destination)
 }

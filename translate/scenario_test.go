@@ -13,93 +13,24 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"sigs.k8s.io/yaml"
 
 	"github.com/chokepoint-xds/chokepoint/configdump"
 	"github.com/chokepoint-xds/chokepoint/sim"
 	"github.com/chokepoint-xds/chokepoint/translate"
-	"github.com/chokepoint-xds/chokepoint/watch"
+	"github.com/chokepoint-xds/chokepoint/test/scenarios"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/out (review the diff!)")
 
-// scenario is testdata/in/NAME/expect.yaml; the inputs are every other
-// YAML file under testdata/in/NAME/config.
-type scenario struct {
-	Description string `json:"description"`
-	Mesh        string `json:"mesh,omitempty"` // optional mesh config file, relative to the scenario
-	Proxies     map[string]struct {
-		Node   string            `json:"node"`
-		Labels map[string]string `json:"labels"`
-	} `json:"proxies"`
-	Calls []struct {
-		From string   `json:"from"`
-		Call sim.Call `json:"call"`
-		Want struct {
-			Outcome     sim.Outcome `json:"outcome"`
-			Cluster     string      `json:"cluster,omitempty"`
-			Status      uint32      `json:"status,omitempty"`
-			VirtualHost string      `json:"virtualHost,omitempty"`
-			RouteConfig string      `json:"routeConfig,omitempty"`
-			Listener    string      `json:"listener,omitempty"`
-			Route       string      `json:"route,omitempty"`
-			Source      string      `json:"source,omitempty"`
-		} `json:"want"`
-	} `json:"calls"`
-	// Problems are substrings that must each appear in some problem.
-	Problems []string `json:"problems,omitempty"`
-	// Dangling are cluster names a route may name although they do not
-	// exist (istiod does the same for unknown destinations).
-	Dangling []string `json:"dangling,omitempty"`
-	Clusters []struct {
-		Proxy          string `json:"proxy"`
-		Name           string `json:"name"`
-		Type           string `json:"type,omitempty"`
-		MaxConnections uint32 `json:"maxConnections,omitempty"`
-		SNI            string `json:"sni,omitempty"`
-		Absent         bool   `json:"absent,omitempty"`
-	} `json:"clusters,omitempty"`
-}
-
-func scenarioNames(t testing.TB) []string {
-	entries, err := os.ReadDir("testdata/in")
-	require.NoError(t, err)
-	var names []string
-	for _, e := range entries {
-		if e.IsDir() {
-			names = append(names, e.Name())
-		}
-	}
-	require.NotEmpty(t, names)
-	return names
-}
-
-func loadScenario(t testing.TB, name string) (*scenario, *translate.Index) {
-	dir := filepath.Join("testdata/in", name)
-	raw, err := os.ReadFile(filepath.Join(dir, "expect.yaml"))
-	require.NoError(t, err)
-	var sc scenario
-	require.NoError(t, yaml.UnmarshalStrict(raw, &sc), "expect.yaml of %s", name)
-	opts := watch.LoadOptions{Paths: []string{filepath.Join(dir, "config")}}
-	if sc.Mesh != "" {
-		opts.MeshFile = filepath.Join(dir, sc.Mesh)
-	}
-	in, _, err := watch.Load(opts)
-	require.NoError(t, err)
-	return &sc, translate.NewIndex(in)
-}
-
-func proxyOf(t testing.TB, node string, labels map[string]string) translate.Proxy {
-	p, err := translate.ParseNodeID(node)
-	require.NoError(t, err)
-	p.Labels = labels
-	return p
+func loadScenario(t testing.TB, name string) (*scenarios.Scenario, *translate.Index) {
+	sc, in := scenarios.Load(t, name)
+	return sc, translate.NewIndex(in)
 }
 
 // TestScenarios checks each scenario's behaviour (calls through the
 // generated config), its validity and consistency, and its golden files.
 func TestScenarios(t *testing.T) {
-	names := scenarioNames(t)
+	names := scenarios.Names(t)
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			sc, idx := loadScenario(t, name)
@@ -115,8 +46,7 @@ func TestScenarios(t *testing.T) {
 			}
 			sort.Strings(pnames)
 			for _, pn := range pnames {
-				spec := sc.Proxies[pn]
-				p := proxyOf(t, spec.Node, spec.Labels)
+				p := sc.Proxy(t, pn)
 				res := idx.Translate(p)
 				require.NoError(t, res.Validate(), "proxy %s", pn)
 				for _, d := range res.Consistency() {

@@ -1,43 +1,16 @@
 package kubeint
 
 import (
-	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"sigs.k8s.io/yaml"
 
-	"github.com/chokepoint-xds/chokepoint/sim"
 	"github.com/chokepoint-xds/chokepoint/test/kubeenv"
+	"github.com/chokepoint-xds/chokepoint/test/scenarios"
 )
-
-// expectation is the part of a translate scenario's expect.yaml these
-// tests check: the proxies and the calls through their config.
-type expectation struct {
-	Proxies map[string]struct {
-		Node   string            `json:"node"`
-		Labels map[string]string `json:"labels"`
-	} `json:"proxies"`
-	Calls []struct {
-		From string   `json:"from"`
-		Call sim.Call `json:"call"`
-		Want struct {
-			Outcome     sim.Outcome `json:"outcome"`
-			Cluster     string      `json:"cluster"`
-			Status      uint32      `json:"status"`
-			VirtualHost string      `json:"virtualHost"`
-			RouteConfig string      `json:"routeConfig"`
-			Listener    string      `json:"listener"`
-		} `json:"want"`
-	} `json:"calls"`
-	Clusters []struct {
-		Proxy  string `json:"proxy"`
-		Name   string `json:"name"`
-		Absent bool   `json:"absent"`
-	} `json:"clusters"`
-}
 
 // TestSeedScenarios applies each seed scenario of translate's testdata to
 // the API server and checks that the config proxies receive over ADS from
@@ -46,18 +19,19 @@ type expectation struct {
 // clusterIPs, the default/kubernetes Service, server-side defaults.
 func TestSeedScenarios(t *testing.T) {
 	env := kubeenv.Start(t)
-	dirs, err := filepath.Glob("../../translate/testdata/in/seed-*")
-	require.NoError(t, err)
-	require.Len(t, dirs, 3)
-	for _, dir := range dirs {
-		t.Run(filepath.Base(dir), func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join(dir, "expect.yaml"))
-			require.NoError(t, err)
-			var want expectation
-			require.NoError(t, yaml.Unmarshal(raw, &want))
+	var seeds []string
+	for _, name := range scenarios.Names(t) {
+		if strings.HasPrefix(name, "seed-") {
+			seeds = append(seeds, name)
+		}
+	}
+	require.Len(t, seeds, 3)
+	for _, seed := range seeds {
+		t.Run(seed, func(t *testing.T) {
+			want, _ := scenarios.Load(t, seed)
 			require.NotEmpty(t, want.Calls)
 
-			manifest := readManifests(t, filepath.Join(dir, "config", "*.yaml"))
+			manifest := readManifests(t, filepath.Join(want.ConfigDir(), "*.yaml"))
 			applied := env.Apply(t, manifest)
 			mirrored := endpointSlicesFor(t, applied)
 			if mirrored != "" {
